@@ -1,0 +1,1 @@
+"""Command-line clients: one module per subcommand, each light to import."""

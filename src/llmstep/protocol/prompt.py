@@ -1,0 +1,52 @@
+"""Turning a tactic state into a prompt, and a model's continuation into a tactic.
+
+Pure functions over strings: the backends generate, this module decides what
+the model sees and which part of its output is the tactic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["LLMSTEP_FORMAT", "PromptFormat", "join_suggestion"]
+
+
+@dataclass(frozen=True)
+class PromptFormat:
+    """How one model family wants its input, and where its steps end.
+
+    ``template`` has ``{state}`` and ``{prefix}`` fields; the model continues
+    right after the prefix. ``stop`` lists the strings that end a step; the
+    end-of-text token ends it too, and is handled by the backend.
+    """
+
+    name: str
+    template: str
+    stop: tuple[str, ...] = field(default=())
+
+    def render(self, state: str, prefix: str = "") -> str:
+        """The prompt for ``state``, ending in ``prefix`` for the model to continue."""
+        # str.format does not re-read braces inside the values, so Lean's `{x : α}` is safe.
+        return self.template.format(state=state, prefix=prefix)
+
+    def cut(self, continuation: str) -> str:
+        """The part of ``continuation`` before the first stop string."""
+        end = len(continuation)
+        for stop in self.stop:
+            i = continuation.find(stop)
+            if i != -1:
+                end = min(end, i)
+        return continuation[:end]
+
+
+#: llmstep's format, the one the LeanDojo-trained Pythia saw: ``[GOAL]state[PROOFSTEP]tactic[END]``.
+LLMSTEP_FORMAT = PromptFormat(
+    name="llmstep",
+    template="[GOAL]{state}[PROOFSTEP]{prefix}",
+    stop=("[END]", "\n"),
+)
+
+
+def join_suggestion(prefix: str, continuation: str) -> str:
+    """The full tactic: the user's prefix followed by the model's continuation, stripped."""
+    return (prefix + continuation).strip()
