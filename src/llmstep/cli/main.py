@@ -25,9 +25,7 @@ COMMANDS = ("serve", "suggest", "data", "train")
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser, with every subcommand registered."""
-    parser = argparse.ArgumentParser(
-        prog="llmstep", description="Language-model proof-step suggestions for Lean 4."
-    )
+    parser = argparse.ArgumentParser(prog="llmstep", description="Language-model proof-step suggestions for Lean 4.")
     parser.add_argument("--version", action="version", version=f"llmstep {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -40,10 +40,12 @@ class PromptFormat:
 
 
 #: llmstep's format, the one the LeanDojo-trained Pythia saw: ``[GOAL]state[PROOFSTEP]tactic[END]``.
+#: A step also ends at a newline, and at a prompt marker: a model that writes
+#: ``[GOAL]`` or ``[PROOFSTEP]`` has started inventing the next example.
 LLMSTEP_FORMAT = PromptFormat(
     name="llmstep",
     template="[GOAL]{state}[PROOFSTEP]{prefix}",
-    stop=("[END]", "\n"),
+    stop=("[END]", "\n", "[GOAL]", "[PROOFSTEP]"),
 )
 
 

@@ -1,0 +1,58 @@
+"""The one small interface every generation engine implements.
+
+A backend turns prompts into scored continuations. It knows nothing about
+Lean, HTTP or ranking: the engine renders prompts, joins prefixes, dedupes and
+ranks. Adding an engine (vLLM, CTranslate2, an upstream API) means adding one
+class with ``generate`` and ``close``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
+
+__all__ = ["Backend", "Candidate", "GenerationParams"]
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """How to decode one batch of prompts."""
+
+    num_samples: int = 10
+    temperature: float = 0.5
+    max_new_tokens: int = 128
+    decoding: Literal["sample", "beam"] = "sample"
+    #: Strings that end a step; the backend also stops at its end-of-text token.
+    stop: tuple[str, ...] = ("[END]", "\n")
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One continuation, already cut at the first stop, and its score.
+
+    ``score`` is the mean log-probability per generated token, counting the
+    token that ended the step, so that short and long tactics compare fairly.
+    """
+
+    text: str
+    score: float
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A loaded model that can continue prompts."""
+
+    #: Engine name, as ``--backend`` spells it.
+    name: str
+    #: What was loaded: a hub id or a directory.
+    model_id: str
+
+    def generate(self, prompts: Sequence[str], params: GenerationParams) -> list[list[Candidate]]:
+        """Continuations for each prompt, in prompt order; at most ``num_samples`` per prompt."""
+        ...
+
+    def close(self) -> None:
+        """Release the model's memory; the backend is unusable afterwards."""
+        ...

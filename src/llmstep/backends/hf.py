@@ -1,0 +1,188 @@
+"""The transformers backend: any causal LM on CPU, CUDA or MPS.
+
+One ``generate`` call per prompt returns every sample at once
+(``num_return_sequences``, or beams), and generation halts as soon as all
+sequences have hit a stop string or the end-of-text token. Scores are the
+model's own mean token log-probability, independent of the sampling
+temperature.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from llmstep.backends.base import Candidate, GenerationParams
+from llmstep.config import ModelConfig
+from llmstep.errors import ModelUnavailable
+
+__all__ = ["HFBackend", "check_local_model", "resolve_device", "resolve_dtype"]
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` becomes the best device present: CUDA, then Apple MPS, then CPU."""
+    import torch
+
+    if device != "auto":
+        return device
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def resolve_dtype(dtype: str, device: str) -> Any:
+    """``auto`` is float32 on CPU (half precision is slow there), bfloat16/float16 on accelerators."""
+    import torch
+
+    if dtype != "auto":
+        return getattr(torch, dtype)
+    if device == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device == "mps":
+        return torch.float16
+    return torch.float32
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def check_local_model(model: str) -> None:
+    """Say plainly when a path-like ``--model`` is not a model directory, before the hub loader guesses."""
+    path = Path(model).expanduser()
+    looks_local = path.is_absolute() or model.startswith((".", "~")) or model.count("/") > 1
+    hint = "pass --model DIR with a local model directory, or a hub id"
+    if looks_local and not path.exists():
+        raise ModelUnavailable(f"model directory {model!r} does not exist; {hint}")
+    if path.is_dir() and not (path / "config.json").is_file():
+        raise ModelUnavailable(f"{model!r} has no config.json, so it is not a model directory; {hint}")
+
+
+class HFBackend:
+    """A transformers ``AutoModelForCausalLM`` with its tokenizer."""
+
+    name = "hf"
+
+    def __init__(self, config: ModelConfig) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.model_id = config.model
+        self.device = resolve_device(config.device)
+        dtype = resolve_dtype(config.dtype, self.device)
+        check_local_model(config.model)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(config.model)
+            model = AutoModelForCausalLM.from_pretrained(config.model, dtype=dtype)
+        except Exception as exc:  # the loaders raise OSError, ValueError, HF errors...: one seam
+            raise ModelUnavailable(
+                f"cannot load model {config.model!r}: {_first_line(exc)} "
+                "(pass --model DIR with a local model directory, or a hub id that is cached or reachable)"
+            ) from exc
+        self.model = model.to(self.device).eval()
+        self._torch = torch
+        self._lock = threading.Lock()
+        pad = self.tokenizer.pad_token_id
+        eos = self.tokenizer.eos_token_id
+        self._pad_id = pad if pad is not None else eos
+        self._end_ids = {i for i in (pad, eos) if i is not None}
+
+    def _stop_token_ids(self, stop: Sequence[str]) -> set[int]:
+        """Token ids that end a step: end-of-text, padding, and stop strings that are one token."""
+        vocab = self.tokenizer.get_vocab()
+        return self._end_ids | {vocab[s] for s in stop if s in vocab}
+
+    def generate(self, prompts: Sequence[str], params: GenerationParams) -> list[list[Candidate]]:
+        """One batched ``generate`` per prompt; see :class:`~llmstep.backends.base.Backend`."""
+        with self._lock:
+            if params.seed is not None:
+                self._torch.manual_seed(params.seed)
+            return [self._generate_one(p, params) for p in prompts]
+
+    def _generate_one(self, prompt: str, params: GenerationParams) -> list[Candidate]:
+        torch = self._torch
+        enc = self.tokenizer(prompt, return_tensors="pt").to(self.device)
+        prompt_len = enc["input_ids"].shape[1]
+        stop_ids = self._stop_token_ids(params.stop)
+        text_stops = [s for s in params.stop if s not in self.tokenizer.get_vocab()]
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": params.max_new_tokens,
+            "eos_token_id": sorted(stop_ids),
+            "pad_token_id": self._pad_id,
+            "return_dict_in_generate": True,
+        }
+        if text_stops:
+            kwargs.update(stop_strings=text_stops, tokenizer=self.tokenizer)
+        if params.decoding == "beam":
+            kwargs.update(
+                num_beams=params.num_samples,
+                num_return_sequences=params.num_samples,
+                do_sample=False,
+                output_scores=True,
+            )
+        elif params.temperature == 0.0:
+            kwargs.update(do_sample=False, num_return_sequences=1, output_logits=True)
+        else:
+            kwargs.update(
+                do_sample=True,
+                temperature=params.temperature,
+                top_k=0,  # sample from the whole distribution, as llmstep does
+                num_return_sequences=params.num_samples,
+                output_logits=True,
+            )
+        with torch.inference_mode():
+            out = self.model.generate(**enc, **kwargs)
+            generated = out.sequences[:, prompt_len:]
+            if params.decoding == "beam":
+                token_logprobs = self.model.compute_transition_scores(
+                    out.sequences, out.scores, out.beam_indices, normalize_logits=False
+                )
+            else:
+                # Raw logits, so the score is the model's probability, not the tempered one.
+                steps = [
+                    torch.log_softmax(logits.float(), dim=-1).gather(1, generated[:, t : t + 1]).squeeze(1)
+                    for t, logits in enumerate(out.logits)
+                ]
+                token_logprobs = torch.stack(steps, dim=1)
+        return [
+            self._candidate(ids, lps, stop_ids, params.stop)
+            for ids, lps in zip(generated.tolist(), token_logprobs.float().tolist(), strict=True)
+        ]
+
+    def _candidate(self, ids: list[int], logprobs: list[float], stop_ids: set[int], stop: Sequence[str]) -> Candidate:
+        """Cut one sequence at its first stop and score the tokens up to and including the stop."""
+        end = next((k for k, t in enumerate(ids) if t in stop_ids), None)
+        body = ids if end is None else ids[:end]
+        used = len(body) if end is None else end + 1
+        text = self._decode(body)
+        cut = min((i for i in (text.find(s) for s in stop) if i != -1), default=-1)
+        if cut != -1:
+            text = text[:cut]
+            used = self._tokens_covering(body, cut)
+        used = max(1, min(used, len(logprobs)))
+        return Candidate(text=text, score=sum(logprobs[:used]) / used)
+
+    def _decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
+    def _tokens_covering(self, ids: list[int], n_chars: int) -> int:
+        """The fewest leading tokens whose text reaches past ``n_chars``: the step up to its stop token."""
+        lo, hi = 1, len(ids)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if len(self._decode(ids[:mid])) > n_chars:
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
+
+    def close(self) -> None:
+        """Drop the model; frees accelerator memory when nothing else holds it."""
+        self.model = None  # type: ignore[assignment]
+        if self.device == "cuda":
+            self._torch.cuda.empty_cache()

@@ -1,0 +1,135 @@
+"""``llmstep serve``: load a model and answer suggestion requests over HTTP."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import socket
+import sys
+from typing import Any
+
+from llmstep.config import (
+    DEFAULT_HOST,
+    DEFAULT_MODEL,
+    DEFAULT_PORT,
+    DecodingConfig,
+    ModelConfig,
+    ServeConfig,
+    env_host,
+    env_port,
+)
+from llmstep.errors import ConfigError
+
+__all__ = ["register"]
+
+log = logging.getLogger("llmstep.serve")
+
+
+def register(sub: Any) -> None:
+    """Add ``serve`` to the subcommands."""
+    defaults = DecodingConfig()
+    p = sub.add_parser(
+        "serve",
+        help="load a model and serve suggestions over HTTP",
+        description="Load a causal LM and answer llmstep, /v1/suggest and Lean Copilot requests.",
+    )
+    p.add_argument(
+        "--model",
+        "--hf-model",
+        dest="model",
+        default=DEFAULT_MODEL,
+        help=f"hub id or local model directory (default {DEFAULT_MODEL})",
+    )
+    p.add_argument("--backend", default="hf", help="generation engine (default hf: transformers)")
+    p.add_argument("--host", default=None, help=f"address to bind (default $LLMSTEP_HOST or {DEFAULT_HOST})")
+    p.add_argument(
+        "--port", type=int, default=None, help=f"port (default $LLMSTEP_PORT or {DEFAULT_PORT}; 0: any free)"
+    )
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
+    p.add_argument("--dtype", choices=["auto", "float32", "float16", "bfloat16"], default="auto")
+    p.add_argument("--num-samples", type=int, default=defaults.num_samples, help="sequences per request")
+    p.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens, help="longest tactic in tokens")
+    p.add_argument("--temperature", type=float, default=defaults.temperature, help="sampling temperature")
+    p.add_argument("--decoding", choices=["sample", "beam"], default=defaults.decoding)
+    p.add_argument("--seed", type=int, default=None, help="seed sampling, for reproducible answers")
+    p.add_argument("--max-body-bytes", type=int, default=1 << 20, help="larger bodies get 413 (default 1 MiB)")
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
+    p.set_defaults(func=run)
+
+
+def build_config(args: argparse.Namespace) -> ServeConfig:
+    """Flags over environment over defaults, validated in one place."""
+    from pydantic import ValidationError
+
+    try:
+        return ServeConfig(
+            model=ModelConfig(model=args.model, backend=args.backend, device=args.device, dtype=args.dtype),
+            decoding=DecodingConfig(
+                num_samples=args.num_samples,
+                temperature=args.temperature,
+                max_new_tokens=args.max_new_tokens,
+                decoding=args.decoding,
+                seed=args.seed,
+            ),
+            host=args.host or env_host() or DEFAULT_HOST,
+            port=args.port if args.port is not None else (env_port() or DEFAULT_PORT),
+            max_body_bytes=args.max_body_bytes,
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]).replace("_", "-").split(".")[-1]
+        raise ConfigError(f"--{field}: {first['msg']}") from None
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """Open the listening socket ourselves, so a busy port is a clear error and port 0 works."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, proto, _, address = infos[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; pick another --port") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the model, then serve until interrupted."""
+    config = build_config(args)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    sock = bind(config.host, config.port)  # before the slow load: a busy port fails fast
+
+    import uvicorn
+
+    from llmstep.backends import load_backend
+    from llmstep.server import create_app
+
+    log.info("loading %s on the %s backend", config.model.model, config.model.backend)
+    backend = load_backend(config.model)
+    try:
+        app = create_app(config, backend)
+        host, port = sock.getsockname()[:2]
+        shown = f"[{host}]" if ":" in host else host
+        log.info(
+            "serving %s on http://%s:%d (POST /, /v1/suggest, /generate; GET /health)", backend.model_id, shown, port
+        )
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app, log_config=None, access_log=False, log_level=args.log_level, timeout_graceful_shutdown=30
+            )
+        )
+        # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal to the
+        # handler it found. Make that handler a no-op so a clean stop exits 0.
+        signal.signal(signal.SIGTERM, lambda signum, frame: None)
+        server.run(sockets=[sock])
+    finally:
+        backend.close()
+        sock.close()
+    return 0

@@ -1,0 +1,97 @@
+"""Settings for serving, and the one place that reads ``LLMSTEP_*`` environment variables.
+
+Precedence, everywhere: command-line flag > environment variable > default.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from llmstep.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_MODEL",
+    "DEFAULT_PORT",
+    "DecodingConfig",
+    "ModelConfig",
+    "ServeConfig",
+    "env_host",
+    "env_port",
+    "env_url",
+]
+
+#: llmstep's Pythia-2.8B, fine-tuned on LeanDojo Benchmark 4.
+DEFAULT_MODEL = "wellecks/llmstep-mathlib4-pythia2.8b"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 6000
+
+Device = Literal["auto", "cpu", "cuda", "mps"]
+DType = Literal["auto", "float32", "float16", "bfloat16"]
+Decoding = Literal["sample", "beam"]
+
+
+class ModelConfig(BaseModel):
+    """Which model to load, on which engine and device."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    model: str = Field(DEFAULT_MODEL, description="Hub id or local directory of a causal LM.")
+    backend: str = Field("hf", description="Engine name; see llmstep.backends.")
+    device: Device = "auto"
+    dtype: DType = "auto"
+
+
+class DecodingConfig(BaseModel):
+    """Server-wide decoding defaults; a request may override the first three."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    num_samples: int = Field(10, ge=1, le=64)
+    # 0.5 is what llmstep's own server samples at.
+    temperature: float = Field(0.5, ge=0.0, le=2.0)
+    max_new_tokens: int = Field(128, ge=1, le=1024)
+    decoding: Decoding = "sample"
+    seed: int | None = None
+
+
+class ServeConfig(BaseModel):
+    """Everything ``llmstep serve`` needs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    decoding: DecodingConfig = Field(default_factory=DecodingConfig)
+    host: str = DEFAULT_HOST
+    port: int = Field(DEFAULT_PORT, ge=0, le=65535)
+    max_body_bytes: int = Field(1 << 20, ge=1024, description="Larger request bodies get a 413.")
+
+
+def env_host(environ: Mapping[str, str] = os.environ) -> str | None:
+    """``LLMSTEP_HOST``, as llmstep's original client and server read it."""
+    return environ.get("LLMSTEP_HOST") or None
+
+
+def env_port(environ: Mapping[str, str] = os.environ) -> int | None:
+    """``LLMSTEP_PORT`` as an integer; a non-integer is a ConfigError, not a crash later."""
+    raw = environ.get("LLMSTEP_PORT")
+    if raw is None or raw.strip() == "":
+        return None
+    try:
+        port = int(raw)
+    except ValueError:
+        raise ConfigError(f"LLMSTEP_PORT must be an integer port, got {raw!r}") from None
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"LLMSTEP_PORT must be between 0 and 65535, got {port}")
+    return port
+
+
+def env_url(environ: Mapping[str, str] = os.environ) -> str:
+    """The server URL a client should use: ``http://$LLMSTEP_HOST:$LLMSTEP_PORT``, defaults ``localhost:6000``."""
+    host = env_host(environ) or "localhost"
+    port = env_port(environ) or DEFAULT_PORT
+    return f"http://{host}:{port}"

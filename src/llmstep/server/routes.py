@@ -1,0 +1,96 @@
+"""The HTTP routes: request shape in, engine call, response shape out.
+
+Three protocols share one engine: llmstep's original ``POST /``, the scored
+``POST /v1/suggest`` that the Lean package and CLI use, and Lean Copilot's
+``POST /generate``. Routes are plain ``def``s, so FastAPI runs the blocking
+model call in its thread pool and the event loop keeps accepting requests.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from llmstep.engine import Suggestion, SuggestionEngine
+from llmstep.errors import ModelUnavailable
+from llmstep.protocol.wire import (
+    ErrorBody,
+    GenerateOutput,
+    GenerateRequest,
+    GenerateResponse,
+    HealthResponse,
+    LLMstepRequest,
+    LLMstepResponse,
+    ScoredSuggestion,
+    SuggestRequest,
+    SuggestResponse,
+)
+
+__all__ = ["router"]
+
+_ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 413, 422, 500, 503)}
+
+router = APIRouter(responses=_ERRORS)
+
+
+def _engine(request: Request) -> SuggestionEngine:
+    engine: SuggestionEngine | None = getattr(request.app.state, "engine", None)
+    if engine is None:
+        raise ModelUnavailable("the model is not loaded yet; retry in a moment")
+    return engine
+
+
+def _record(request: Request, suggestions: list[Suggestion]) -> None:
+    """Leave the count for the access-log line."""
+    request.state.n_suggestions = len(suggestions)
+
+
+@router.post("/", response_model=LLMstepResponse, summary="llmstep's original protocol")
+def llmstep_suggest(body: LLMstepRequest, request: Request) -> LLMstepResponse:
+    """Tactics for a tactic state, best first: the reply the original llmstep client expects."""
+    suggestions = _engine(request).suggest(body.tactic_state, body.prefix)
+    _record(request, suggestions)
+    return LLMstepResponse(suggestions=[s.tactic for s in suggestions])
+
+
+@router.post("/v1/suggest", response_model=SuggestResponse, summary="Scored suggestions")
+def v1_suggest(body: SuggestRequest, request: Request) -> SuggestResponse:
+    """Tactics with their scores (mean token log-probability), best first."""
+    engine = _engine(request)
+    start = time.perf_counter()
+    suggestions = engine.suggest(
+        body.tactic_state,
+        body.prefix,
+        num_samples=body.num_samples,
+        temperature=body.temperature,
+        max_new_tokens=body.max_new_tokens,
+    )
+    elapsed_ms = (time.perf_counter() - start) * 1000
+    _record(request, suggestions)
+    return SuggestResponse(
+        suggestions=[ScoredSuggestion(tactic=s.tactic, score=s.score) for s in suggestions],
+        model=engine.backend.model_id,
+        elapsed_ms=round(elapsed_ms, 3),
+    )
+
+
+@router.post("/generate", response_model=GenerateResponse, summary="Lean Copilot's external-model protocol")
+def copilot_generate(body: GenerateRequest, request: Request) -> GenerateResponse:
+    """Lean Copilot's ``ExternalGenerator`` request: ``input`` is the tactic state."""
+    suggestions = _engine(request).suggest(body.input, body.prefix)
+    _record(request, suggestions)
+    return GenerateResponse(outputs=[GenerateOutput(output=s.tactic, score=s.score) for s in suggestions])
+
+
+@router.get("/health", response_model=HealthResponse, summary="What is being served")
+def health(request: Request) -> HealthResponse:
+    """The model, backend and prompt format; 503 while the model is not loaded."""
+    engine = _engine(request)
+    return HealthResponse(
+        status="ok",
+        model=engine.backend.model_id,
+        backend=engine.backend.name,
+        prompt_format=engine.prompt_format.name,
+    )

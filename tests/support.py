@@ -1,0 +1,79 @@
+"""Helpers for tests: where the real data is, the project's own pairs, and a live server."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from llmstep.backends import Backend
+from llmstep.config import ServeConfig
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def shared_dir() -> Path | None:
+    """``$LLMSTEP_SHARED_DIR``, else ``../shared`` beside the repository; None when absent."""
+    path = Path(os.environ.get("LLMSTEP_SHARED_DIR") or REPO.parent / "shared")
+    return path if (path / "data").is_dir() else None
+
+
+def require_shared() -> Path:
+    """The shared data folder, or skip the test saying why."""
+    path = shared_dir()
+    if path is None:
+        pytest.skip("real data not found: set LLMSTEP_SHARED_DIR or put shared/ beside the repository")
+    return path
+
+
+def own_pairs() -> list[tuple[str, str]]:
+    """The project's own (state, tactic) pairs; the tests assert on these."""
+    lines = (FIXTURES / "pairs.jsonl").read_text(encoding="utf-8").splitlines()
+    return [(r["state"], r["tactic"]) for r in map(json.loads, lines) if r]
+
+
+def real_pairs(limit: int = 4, max_state_chars: int = 200) -> list[tuple[str, str]]:
+    """A few short steps from llmstep's miniF2F search traces (MIT, wellecks/llmstep), if present."""
+    root = shared_dir()
+    if root is None:
+        return []
+    pairs: list[tuple[str, str]] = []
+    for path in sorted((root / "data/llmstep-benchmarks/minif2f-search-traces").glob("*.json")):
+        for result in json.loads(path.read_text(encoding="utf-8"))["results"]:
+            for attempt in result.get("attempt_results", []):
+                for step in attempt.get("trace", []):
+                    if len(step["state_before"]) <= max_state_chars and len(pairs) < limit:
+                        pairs.append((step["state_before"], step["tactic"]))
+    return pairs
+
+
+@contextmanager
+def live_server(config: ServeConfig, backend: Backend | None = None) -> Iterator[str]:
+    """Serve ``create_app(config, backend)`` with uvicorn in a thread on 127.0.0.1; yields its URL."""
+    import uvicorn
+
+    from llmstep.cli.serve import bind
+    from llmstep.server import create_app
+
+    sock = bind("127.0.0.1", 0)
+    server = uvicorn.Server(uvicorn.Config(create_app(config, backend), log_config=None, access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("test server did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()

@@ -1,0 +1,187 @@
+"""The ``llmstep`` command, run as users run it: in a subprocess, against live servers."""
+
+import os
+import re
+import select
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from llmstep.config import ServeConfig
+
+from doubles import FailingBackend
+from support import live_server, own_pairs
+
+STATE, TACTIC = own_pairs()[1]
+
+
+def llmstep(*args: str, stdin: str | None = None, env: dict[str, str] | None = None, timeout: float = 60):
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("LLMSTEP_")}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "llmstep", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def one_line_error(result: subprocess.CompletedProcess, code: int) -> str:
+    """The error line, checking it is the last thing printed and that no traceback came with it."""
+    assert result.returncode == code, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: ") and "Traceback" not in result.stderr, result.stderr
+    assert sum(line.startswith("error: ") for line in lines) == 1
+    return lines[-1]
+
+
+def test_suggest_prints_one_per_line(beam_server_url: str) -> None:
+    r = llmstep("suggest", STATE, "--url", beam_server_url)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == TACTIC and len(lines) >= 2
+
+
+def test_suggest_reads_multiline_state_from_stdin(server_url: str) -> None:
+    r = llmstep("suggest", "-", "--prefix", "exact", "--url", server_url, stdin=STATE + "\n")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0] == TACTIC
+
+
+def test_suggest_json(server_url: str) -> None:
+    r = llmstep("suggest", STATE, "--json", "--url", server_url)
+    assert r.returncode == 0
+    assert '"tactic": "exact Nat.succ_le_succ h"' in r.stdout and '"elapsed_ms"' in r.stdout
+
+
+def test_suggest_finds_the_server_from_the_environment(server_url: str) -> None:
+    port = server_url.rsplit(":", 1)[1]
+    r = llmstep("suggest", STATE, env={"LLMSTEP_HOST": "127.0.0.1", "LLMSTEP_PORT": port})
+    assert r.returncode == 0 and r.stdout.splitlines()[0] == TACTIC
+
+
+def test_suggest_with_server_down_says_what_to_run() -> None:
+    r = llmstep("suggest", STATE, "--url", f"http://127.0.0.1:{free_port()}")
+    assert "llmstep serve" in one_line_error(r, 3)
+
+
+def test_suggest_timeout() -> None:
+    with socket.socket() as silent:  # accepts connections into its backlog, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        r = llmstep("suggest", STATE, "--url", f"http://127.0.0.1:{silent.getsockname()[1]}", "--timeout", "0.5")
+    assert "did not answer within 0.5 s" in one_line_error(r, 3)
+
+
+def test_suggest_shows_the_servers_own_error() -> None:
+    with live_server(ServeConfig(), FailingBackend(failures=1)) as url:
+        r = llmstep("suggest", "⊢ True", "--url", url)
+    assert "device-side assert" in one_line_error(r, 4)
+
+
+def test_suggest_rejects_bad_values_before_sending(server_url: str) -> None:
+    r = llmstep("suggest", STATE, "--url", server_url, "--num-samples", "0")
+    assert "num_samples" in one_line_error(r, 2)
+
+
+def test_client_imports_no_model_code() -> None:
+    code = (
+        "import sys; from llmstep.cli.main import build_parser; build_parser(); import llmstep.client; "
+        "heavy = [m for m in ('torch', 'transformers', 'fastapi', 'datasets') if m in sys.modules]; "
+        "print(heavy); sys.exit(1 if heavy else 0)"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_serve_missing_model_is_one_line(tmp_path: Path) -> None:
+    r = llmstep("serve", "--model", str(tmp_path / "absent"), "--port", "0", env={"HF_HUB_OFFLINE": "1"})
+    line = one_line_error(r, 3)
+    assert "absent" in line and "does not exist" in line and "--model DIR" in line
+
+
+def test_serve_directory_without_a_model_is_one_line(tmp_path: Path) -> None:
+    r = llmstep("serve", "--model", str(tmp_path), "--port", "0", env={"HF_HUB_OFFLINE": "1"})
+    assert "config.json" in one_line_error(r, 3)
+
+
+def test_serve_unreachable_hub_id_is_one_line() -> None:
+    r = llmstep("serve", "--model", "nobody/no-such-model", "--port", "0", env={"HF_HUB_OFFLINE": "1"})
+    assert "nobody/no-such-model" in one_line_error(r, 3)
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "needle"),
+    [
+        ((), {"LLMSTEP_PORT": "sixthousand"}, "LLMSTEP_PORT must be an integer"),
+        ((), {"LLMSTEP_PORT": "70000"}, "between 0 and 65535"),
+        (("--port", "70000"), {}, "--port"),
+        (("--num-samples", "0"), {}, "--num-samples"),
+        (("--backend", "nope"), {}, "unknown backend"),
+    ],
+    ids=["port-env-text", "port-env-range", "port-flag-range", "num-samples", "backend"],
+)
+def test_serve_bad_config_is_one_line(args: tuple[str, ...], env: dict[str, str], needle: str) -> None:
+    r = llmstep("serve", "--model", "unused", *args, env={"HF_HUB_OFFLINE": "1", **env})
+    assert needle in one_line_error(r, 2)
+
+
+def test_serve_busy_port_is_one_line() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        r = llmstep("serve", "--model", "unused", "--port", str(taken.getsockname()[1]))
+    assert "pick another --port" in one_line_error(r, 2)
+
+
+@contextmanager
+def serve_process(*args: str) -> Iterator[tuple[str, subprocess.Popen]]:
+    """``llmstep serve`` in a subprocess; yields its URL once it says where it listens."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LLMSTEP_")} | {"HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llmstep", "serve", "--port", "0", *args],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        log = ""
+        while True:
+            ready, _, _ = select.select([proc.stderr], [], [], 60)
+            line = proc.stderr.readline() if ready else ""
+            log += line
+            if match := re.search(r"serving .* on (http://\S+)", line):
+                break
+            if not line:
+                raise AssertionError(f"server did not start:\n{log}")
+        yield match.group(1), proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=30)
+
+
+def test_serve_end_to_end_and_sigterm(tiny_model_dir: Path) -> None:
+    with serve_process("--model", str(tiny_model_dir), "--decoding", "beam", "--num-samples", "4") as (url, proc):
+        r = httpx.post(url + "/", json={"tactic_state": STATE, "prefix": "", "context": ""}, timeout=30)
+        assert r.json()["suggestions"][0] == TACTIC
+        assert httpx.get(url + "/health").json()["model"] == str(tiny_model_dir)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        rest = proc.stderr.read()
+    assert re.search(r"POST / 200 \d+ suggestions [\d.]+ ms", rest)

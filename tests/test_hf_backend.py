@@ -1,0 +1,87 @@
+"""The transformers backend on a tiny model trained here, loaded as users load theirs."""
+
+from pathlib import Path
+
+import pytest
+
+from llmstep.backends import Backend, load_backend
+from llmstep.backends.base import GenerationParams
+from llmstep.config import DecodingConfig, ModelConfig
+from llmstep.engine import SuggestionEngine
+from llmstep.errors import ConfigError, ModelUnavailable
+
+from support import own_pairs
+
+PAIRS = own_pairs()
+
+
+@pytest.mark.parametrize("decoding", ["sample", "beam"])
+@pytest.mark.parametrize(("state", "tactic"), PAIRS, ids=[t for _, t in PAIRS])
+def test_trained_pair_is_the_top_suggestion(hf_backend: Backend, decoding: str, state: str, tactic: str) -> None:
+    engine = SuggestionEngine(hf_backend, DecodingConfig(decoding=decoding, num_samples=4, seed=0))
+    assert engine.suggest(state)[0].tactic == tactic
+
+
+def test_prefix_is_continued(hf_backend: Backend) -> None:
+    engine = SuggestionEngine(hf_backend, DecodingConfig(decoding="beam", num_samples=4))
+    out = engine.suggest("a b : Nat\nh : a ≤ b\n⊢ a + 1 ≤ b + 1", "exact Nat.")
+    assert out[0].tactic == "exact Nat.succ_le_succ h"
+    assert all(s.tactic.startswith("exact Nat.") for s in out)
+
+
+def test_candidates_end_at_stops_and_are_ranked(hf_backend: Backend) -> None:
+    engine = SuggestionEngine(hf_backend, DecodingConfig(decoding="beam", num_samples=8))
+    out = engine.suggest("x y : Nat\n⊢ x * y = y * x", "")  # unseen: many distinct, imperfect answers
+    assert len(out) > 1
+    assert len({s.tactic for s in out}) == len(out)
+    for s in out:
+        assert s.tactic == s.tactic.strip() and s.tactic
+        assert "\n" not in s.tactic and "[END]" not in s.tactic and "[PROOFSTEP]" not in s.tactic
+        assert s.score <= 0.0
+    scores = [s.score for s in out]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_one_call_returns_every_sample(hf_backend: Backend) -> None:
+    params = GenerationParams(num_samples=6, temperature=1.5, max_new_tokens=12, seed=1)
+    (cands,) = hf_backend.generate(["[GOAL]x y : Nat\n⊢ x * y = y * x[PROOFSTEP]"], params)
+    assert len(cands) == 6
+
+
+def test_seeded_sampling_is_reproducible(hf_backend: Backend) -> None:
+    params = GenerationParams(num_samples=5, temperature=1.5, max_new_tokens=16, seed=3)
+    prompt = ["[GOAL]q : Prop\n⊢ q ∨ ¬q[PROOFSTEP]"]
+    assert hf_backend.generate(prompt, params) == hf_backend.generate(prompt, params)
+
+
+def test_greedy_at_temperature_zero(hf_backend: Backend) -> None:
+    engine = SuggestionEngine(hf_backend, DecodingConfig(temperature=0.0))
+    out = engine.suggest("⊢ 2 + 2 = 4")
+    assert [s.tactic for s in out] == ["decide"]
+
+
+def test_max_new_tokens_bounds_the_length(hf_backend: Backend) -> None:
+    prompt = ["[GOAL]n : Nat\n⊢ n + 0 = n[PROOFSTEP]exact Nat.succ_le"]
+
+    def texts(max_new_tokens: int) -> list[str]:
+        params = GenerationParams(num_samples=2, temperature=1.0, max_new_tokens=max_new_tokens, seed=0)
+        return [c.text for c in hf_backend.generate(prompt, params)[0]]
+
+    # Same seed, same draws: a shorter budget yields a prefix of the longer answer.
+    short, long = texts(1), texts(40)
+    assert all(b.startswith(a) for a, b in zip(short, long, strict=True))
+    assert any(len(a) < len(b) for a, b in zip(short, long, strict=True))
+
+
+def test_missing_model_is_a_one_line_error(tmp_path: Path) -> None:
+    with pytest.raises(ModelUnavailable) as info:
+        load_backend(ModelConfig(model=str(tmp_path / "no-such-model"), device="cpu"))
+    message = info.value.message
+    assert (
+        "no-such-model" in message and "does not exist" in message and "--model DIR" in message and "\n" not in message
+    )
+
+
+def test_unknown_backend_lists_the_known_ones() -> None:
+    with pytest.raises(ConfigError, match="choose one of: hf"):
+        load_backend(ModelConfig(model="x", backend="nope"))
