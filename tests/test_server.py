@@ -164,3 +164,29 @@ def test_backend_exception_is_a_500_and_the_server_keeps_serving() -> None:
         assert err["code"] == "backend_error" and "device-side assert" in err["message"]
         r = httpx.post(url + "/v1/suggest", json={"tactic_state": "⊢ True"})
         assert r.status_code == 200 and r.json()["suggestions"][0]["tactic"] == "ok"
+
+
+def test_openai_completions(beam_server_url: str) -> None:
+    prompt = f"[GOAL]{STATE}[PROOFSTEP]"
+    body = {"model": "any", "prompt": prompt, "n": 3, "max_tokens": 32, "stop": ["[END]", "\n"], "logprobs": 1}
+    r = httpx.post(beam_server_url + "/v1/completions", json=body | {"use_beam_search": True, "temperature": 0.0})
+    assert r.status_code == 200, r.text
+    reply = r.json()
+    assert reply["object"] == "text_completion" and len(reply["choices"]) == 3
+    first = reply["choices"][0]
+    assert first["text"].strip() == TACTIC and first["finish_reason"] == "stop"
+    assert all(lp <= 0 for lp in first["logprobs"]["token_logprobs"]) and first["logprobs"]["token_logprobs"]
+
+
+def test_openai_completions_without_stop_runs_to_length(server_url: str) -> None:
+    body = {"prompt": ["[GOAL]⊢ 2 + 2 = 4[PROOFSTEP]", "[GOAL]p : Prop\n⊢ p → p[PROOFSTEP]"], "max_tokens": 40}
+    reply = httpx.post(server_url + "/v1/completions", json=body).json()
+    assert [c["index"] for c in reply["choices"]] == [0, 1]
+    assert all(c["logprobs"] is None for c in reply["choices"])
+    # With no stop strings the model runs past [END] into an invented next example, or to end-of-text.
+    assert "decide" in reply["choices"][0]["text"]
+
+
+def test_openai_completions_refuses_streaming(server_url: str) -> None:
+    r = httpx.post(server_url + "/v1/completions", json={"prompt": "x", "stream": True})
+    assert r.status_code == 422 and "stream" in error_of(r)["message"]

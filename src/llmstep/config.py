@@ -22,6 +22,7 @@ __all__ = [
     "ServeConfig",
     "env_host",
     "env_port",
+    "env_upstream_api_key",
     "env_url",
 ]
 
@@ -44,6 +45,14 @@ class ModelConfig(BaseModel):
     backend: str = Field("hf", description="Engine name; see llmstep.backends.")
     device: Device = "auto"
     dtype: DType = "auto"
+    compute_type: str = Field(
+        "auto", description="CTranslate2 compute type (int8, int8_float32, int16, float32, ...); auto: int8."
+    )
+    tensor_parallel_size: int = Field(1, ge=1, description="GPUs to shard the model over (vLLM).")
+    upstream_url: str | None = Field(None, description="Base URL of an OpenAI-compatible server (openai backend).")
+    upstream_model: str | None = Field(None, description="Model name to ask the upstream server for.")
+    upstream_api_key: str | None = Field(None, repr=False, description="Bearer key for the upstream server.")
+    upstream_timeout_s: float = Field(60.0, gt=0)
 
 
 class DecodingConfig(BaseModel):
@@ -88,6 +97,11 @@ def env_port(environ: Mapping[str, str] = os.environ) -> int | None:
     if not 0 <= port <= 65535:
         raise ConfigError(f"LLMSTEP_PORT must be between 0 and 65535, got {port}")
     return port
+
+
+def env_upstream_api_key(environ: Mapping[str, str] = os.environ) -> str | None:
+    """The upstream server's key: ``LLMSTEP_UPSTREAM_API_KEY``, else ``OPENAI_API_KEY``."""
+    return environ.get("LLMSTEP_UPSTREAM_API_KEY") or environ.get("OPENAI_API_KEY") or None
 
 
 def env_url(environ: Mapping[str, str] = os.environ) -> str:

@@ -15,9 +15,13 @@ from llmstep.errors import ConfigError
 
 __all__ = ["BACKENDS", "Backend", "Candidate", "GenerationParams", "load_backend"]
 
-#: ``--backend`` name → "module:Class". Every class takes a ModelConfig.
+#: ``--backend`` name → "module:Class". Every class takes a ModelConfig, and
+#: raises ModelUnavailable or ConfigError (never a bare ImportError) when it cannot load.
 BACKENDS: dict[str, str] = {
     "hf": "llmstep.backends.hf:HFBackend",
+    "ct2": "llmstep.backends.ct2:CT2Backend",
+    "vllm": "llmstep.backends.vllm:VLLMBackend",
+    "openai": "llmstep.backends.openai:OpenAIBackend",
 }
 
 
@@ -29,5 +33,11 @@ def load_backend(config: ModelConfig) -> Backend:
         known = ", ".join(sorted(BACKENDS))
         raise ConfigError(f"unknown backend {config.backend!r}; choose one of: {known}") from None
     module_name, _, class_name = target.partition(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    return cls(config)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        # Backend modules import their engine lazily; this is a missing optional dependency.
+        raise ConfigError(
+            f"the {config.backend} backend needs {exc.name!r}: pip install 'llmstep[{config.backend}]'"
+        ) from exc
+    return getattr(module, class_name)(config)

@@ -38,6 +38,10 @@ class Candidate:
 
     text: str
     score: float
+    #: Log-probabilities of the scored tokens, in order (``score`` is their mean); empty if unknown.
+    token_logprobs: tuple[float, ...] = ()
+    #: "stop" when a stop string or end-of-text ended the step, "length" when max_new_tokens did.
+    finish_reason: Literal["stop", "length"] = "stop"
 
 
 @runtime_checkable

@@ -165,7 +165,9 @@ class HFBackend:
             text = text[:cut]
             used = self._tokens_covering(body, cut)
         used = max(1, min(used, len(logprobs)))
-        return Candidate(text=text, score=sum(logprobs[:used]) / used)
+        scored = tuple(logprobs[:used])
+        finish = "length" if end is None and cut == -1 else "stop"
+        return Candidate(text=text, score=sum(scored) / used, token_logprobs=scored, finish_reason=finish)
 
     def _decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)

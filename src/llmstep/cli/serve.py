@@ -18,6 +18,7 @@ from llmstep.config import (
     ServeConfig,
     env_host,
     env_port,
+    env_upstream_api_key,
 )
 from llmstep.errors import ConfigError
 
@@ -41,13 +42,19 @@ def register(sub: Any) -> None:
         default=DEFAULT_MODEL,
         help=f"hub id or local model directory (default {DEFAULT_MODEL})",
     )
-    p.add_argument("--backend", default="hf", help="generation engine (default hf: transformers)")
+    p.add_argument("--backend", default="hf", help="generation engine: hf (transformers, default), ct2, vllm, openai")
     p.add_argument("--host", default=None, help=f"address to bind (default $LLMSTEP_HOST or {DEFAULT_HOST})")
     p.add_argument(
         "--port", type=int, default=None, help=f"port (default $LLMSTEP_PORT or {DEFAULT_PORT}; 0: any free)"
     )
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
     p.add_argument("--dtype", choices=["auto", "float32", "float16", "bfloat16"], default="auto")
+    p.add_argument("--compute-type", default="auto", help="ct2 compute type: int8 (auto), int8_float32, int16, ...")
+    p.add_argument("--tensor-parallel-size", type=int, default=1, help="GPUs to shard the model over (vllm)")
+    p.add_argument("--upstream-url", default=None, help="OpenAI-compatible server to forward to (openai backend)")
+    p.add_argument(
+        "--upstream-model", default=None, help="model name at the upstream; key from $LLMSTEP_UPSTREAM_API_KEY"
+    )
     p.add_argument("--num-samples", type=int, default=defaults.num_samples, help="sequences per request")
     p.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens, help="longest tactic in tokens")
     p.add_argument("--temperature", type=float, default=defaults.temperature, help="sampling temperature")
@@ -64,7 +71,17 @@ def build_config(args: argparse.Namespace) -> ServeConfig:
 
     try:
         return ServeConfig(
-            model=ModelConfig(model=args.model, backend=args.backend, device=args.device, dtype=args.dtype),
+            model=ModelConfig(
+                model=args.model,
+                backend=args.backend,
+                device=args.device,
+                dtype=args.dtype,
+                compute_type=args.compute_type,
+                tensor_parallel_size=args.tensor_parallel_size,
+                upstream_url=args.upstream_url,
+                upstream_model=args.upstream_model,
+                upstream_api_key=env_upstream_api_key(),
+            ),
             decoding=DecodingConfig(
                 num_samples=args.num_samples,
                 temperature=args.temperature,

@@ -85,6 +85,10 @@ class SuggestionEngine:
         """Ranked tactics for ``tactic_state``, each starting with ``prefix``."""
         prompt = self.prompt_format.render(tactic_state, prefix)
         params = self.params(num_samples, temperature, max_new_tokens)
+        return rank(prefix, self.complete(prompt, params))
+
+    def complete(self, prompt: str, params: GenerationParams) -> list[Candidate]:
+        """Raw continuations of a finished prompt, unranked: for ``/v1/completions``."""
         try:
             (candidates,) = self.backend.generate([prompt], params)
         except LLMStepError:
@@ -92,4 +96,4 @@ class SuggestionEngine:
         except Exception as exc:
             log.exception("backend %s failed", self.backend.name)
             raise BackendError(f"the {self.backend.name} backend failed: {exc}") from exc
-        return rank(prefix, candidates)
+        return candidates

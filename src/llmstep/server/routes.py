@@ -1,20 +1,24 @@
 """The HTTP routes: request shape in, engine call, response shape out.
 
-Three protocols share one engine: llmstep's original ``POST /``, the scored
-``POST /v1/suggest`` that the Lean package and CLI use, and Lean Copilot's
-``POST /generate``. Routes are plain ``def``s, so FastAPI runs the blocking
-model call in its thread pool and the event loop keeps accepting requests.
+Four protocols share one engine: llmstep's original ``POST /``, the scored
+``POST /v1/suggest`` that the Lean package and CLI use, Lean Copilot's
+``POST /generate``, and OpenAI's ``POST /v1/completions`` for raw prompts.
+Routes are plain ``def``s, so FastAPI runs the blocking model call in its
+thread pool and the event loop keeps accepting requests.
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 from fastapi import APIRouter, Request
 
+from llmstep.backends.base import GenerationParams
 from llmstep.engine import Suggestion, SuggestionEngine
-from llmstep.errors import ModelUnavailable
+from llmstep.errors import InvalidRequest, ModelUnavailable
+from llmstep.protocol.openai import CompletionChoice, CompletionLogprobs, CompletionRequest, CompletionResponse
 from llmstep.protocol.wire import (
     ErrorBody,
     GenerateOutput,
@@ -82,6 +86,38 @@ def copilot_generate(body: GenerateRequest, request: Request) -> GenerateRespons
     suggestions = _engine(request).suggest(body.input, body.prefix)
     _record(request, suggestions)
     return GenerateResponse(outputs=[GenerateOutput(output=s.tactic, score=s.score) for s in suggestions])
+
+
+@router.post("/v1/completions", response_model=CompletionResponse, summary="OpenAI-compatible completions")
+def openai_completions(body: CompletionRequest, request: Request) -> CompletionResponse:
+    """The raw prompt continued ``n`` times, so any OpenAI client can use the hosted model."""
+    if body.stream:
+        raise InvalidRequest("stream: streaming is not supported; send stream=false")
+    engine = _engine(request)
+    params = GenerationParams(
+        num_samples=body.n,
+        temperature=body.temperature,
+        max_new_tokens=body.max_tokens,
+        decoding="beam" if body.use_beam_search else "sample",
+        stop=body.stops(),
+        seed=body.seed,
+    )
+    prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
+    choices: list[CompletionChoice] = []
+    for prompt in prompts:
+        for cand in engine.complete(prompt, params)[: body.n]:
+            logprobs = (
+                CompletionLogprobs(token_logprobs=list(cand.token_logprobs)) if body.logprobs is not None else None
+            )
+            choices.append(
+                CompletionChoice(
+                    index=len(choices), text=cand.text, logprobs=logprobs, finish_reason=cand.finish_reason
+                )
+            )
+    request.state.n_suggestions = len(choices)
+    return CompletionResponse(
+        id=f"cmpl-{uuid.uuid4().hex}", created=int(time.time()), model=engine.backend.model_id, choices=choices
+    )
 
 
 @router.get("/health", response_model=HealthResponse, summary="What is being served")
