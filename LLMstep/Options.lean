@@ -1,0 +1,55 @@
+import Lean
+
+/-!
+# Options of the `llmstep` tactic
+
+Every setting of the Lean side is a `set_option`, declared here and nowhere else. They sit outside
+any namespace on purpose: `register_option` names the option exactly as written, but the constant
+it declares would get the namespace prefix, and the two would then disagree. An option can only be
+set in a file that imports the file declaring it, so they live in a module of their own.
+
+`LLMstep.Tactic` reads them; this file only declares them.
+-/
+
+/-- Base URL of the llmstep server, for example `http://localhost:6000`.
+The tactic posts to `<url>/v1/suggest`. Empty (the default) means: read the environment
+variables `LLMSTEP_HOST` (default `localhost`) and `LLMSTEP_PORT` (default `6000`), as the original
+llmstep did. A `LLMSTEP_HOST` that starts with `http://` or `https://` is taken as the whole URL. -/
+register_option llmstep.url : String := {
+  defValue := ""
+  descr := "base URL of the llmstep server; empty means http://$LLMSTEP_HOST:$LLMSTEP_PORT \
+    (defaults localhost and 6000)"
+}
+
+/-- Seconds to wait for the server's answer (curl's `--max-time`); `0` waits without limit.
+Lean cannot interrupt the request, so an edit made while it waits takes effect only afterwards. -/
+register_option llmstep.timeout : Nat := {
+  defValue := 30
+  descr := "seconds to wait for the llmstep server's answer; 0 waits without limit"
+}
+
+/-- How many tactics to ask the server for. At most this many are checked, so it also bounds the
+time `llmstep` spends checking. -/
+register_option llmstep.numSuggestions : Nat := {
+  defValue := 5
+  descr := "how many tactics to ask the llmstep server for (and check, at most)"
+}
+
+/-- Whether to run each suggested tactic before showing it. With `false`, every suggestion is
+shown as the server sent it, unchecked, unmarked and in the server's order. -/
+register_option llmstep.check : Bool := {
+  defValue := true
+  descr := "run each suggested tactic before showing it (false: show the server's list unchecked)"
+}
+
+/-- Heartbeat budget for checking one suggestion, in thousands, like `maxHeartbeats`; `0` means no
+limit. A suggestion that runs out is not shown. The heartbeats spent checking still count against
+the enclosing declaration's own `maxHeartbeats`. -/
+register_option llmstep.maxHeartbeats : Nat := {
+  defValue := 20000
+  descr := "heartbeats (in thousands) allowed to check one suggested tactic; 0 means no limit"
+}
+
+-- `set_option trace.llmstep true` shows the request sent and why each suggestion was kept or
+-- dropped.
+initialize Lean.registerTraceClass `llmstep

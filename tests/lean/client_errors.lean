@@ -1,0 +1,94 @@
+import LLMstep
+
+/-!
+# What the client makes of curl's output, and what it sends
+
+`LLMstep.interpret` is pure: each case below is a fixed curl exit code and output, as
+`--write-out "\n%{http_code}"` leaves it (the body, a newline, the status). No server, no curl.
+-/
+
+open LLMstep in
+/-- The message the tactic would show, or the tactics it would check. -/
+def curlSays (exitCode : UInt32) (stdout : String) (stderr : String := "") : String :=
+  match interpret "http://127.0.0.1:6000" 30 { exitCode, stdout, stderr } with
+  | .ok tactics => s!"ok: {tactics.map (·.tactic)}"
+  -- The JSON parser's own wording is Lean's, not ours; pin only the kind and the snippet.
+  | .error (.badReply _ _ shown) => s!"bad reply: {shown}"
+  | .error err => err.message
+
+/-! ## A `200` answer, scores negative, integral or fractional -/
+
+/-- info: "ok: #[rfl, simp]" -/
+#guard_msgs in
+#eval curlSays 0 "{\"suggestions\":[{\"tactic\":\"rfl\",\"score\":-0.125},\
+  {\"tactic\":\"simp\",\"score\":-1}],\"model\":\"tiny\",\"elapsed_ms\":3.5}\n200"
+
+/-! ## The server's own error message is shown -/
+
+/--
+info: "llmstep: the server at http://127.0.0.1:6000 answered HTTP 422: tactic_state is missing
+(invalid_request)"
+-/
+#guard_msgs in
+#eval curlSays 0
+  "{\"error\":{\"code\":\"invalid_request\",\"message\":\"tactic_state is missing\"}}\n422"
+
+/-- info: "llmstep: the server at http://127.0.0.1:6000 answered HTTP 500: Internal Server Error" -/
+#guard_msgs in
+#eval curlSays 0 "Internal Server Error\n500"
+
+/-! ## Answers that are not llmstep's JSON -/
+
+/-- info: "bad reply: <html>oops</html>" -/
+#guard_msgs in
+#eval curlSays 0 "<html>oops</html>\n200"
+
+/-- info: "bad reply: (empty)" -/
+#guard_msgs in
+#eval curlSays 0 "\n200"
+
+/-! ## Transport failures name the next step -/
+
+/--
+info: "llmstep: no llmstep server is answering at http://127.0.0.1:6000. Start one with
+`llmstep serve`, or point `set_option llmstep.url` at a running one."
+-/
+#guard_msgs in
+#eval curlSays 7 "\n000" "curl: (7) Failed to connect to 127.0.0.1 port 6000: Connection refused"
+
+/--
+info: "llmstep: the server at http://127.0.0.1:6000 did not answer within 30 s. Raise
+`set_option llmstep.timeout`, or check the server's log."
+-/
+#guard_msgs in
+#eval curlSays 28 "\n000" "curl: (28) Operation timed out after 30001 milliseconds"
+
+/--
+info: "llmstep: curl failed (exit code 35) talking to http://127.0.0.1:6000: curl: (35) SSL connect
+error"
+-/
+#guard_msgs in
+#eval curlSays 35 "\n000" "curl: (35) SSL connect error\n"
+
+/-! ## The request body, byte for byte
+
+Keys sorted, newlines escaped, `⊢` left as it is. `wire_examples.json` holds more. -/
+
+/-- info: "{\"num_samples\":5,\"prefix\":\"exact\",\"tactic_state\":\"n : Nat\\n⊢ n + 0 = n\"}" -/
+#guard_msgs in
+#eval ({ tacticState := "n : Nat\n⊢ n + 0 = n", tacticPrefix := "exact", numSamples := 5 } :
+  LLMstep.Request).body
+
+/-! ## Where the request goes -/
+
+/-- info: "http://localhost:6000/v1/suggest" -/
+#guard_msgs in
+#eval LLMstep.suggestEndpoint "http://localhost:6000/"
+
+/-- info: "https://example.org/llm/v1/suggest" -/
+#guard_msgs in
+#eval LLMstep.suggestEndpoint "https://example.org/llm"
+
+/-- info: "http://10.0.0.2:8080" -/
+#guard_msgs in
+#eval LLMstep.resolveUrl "http://10.0.0.2:8080"
