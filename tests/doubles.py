@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 
 from llmstep.backends.base import Candidate, GenerationParams
@@ -45,3 +46,33 @@ class FailingBackend:
 
     def close(self) -> None:
         pass
+
+
+class SlowBackend:
+    """Takes ``delay_s`` per call and records each call's prompts: makes batching observable."""
+
+    name = "slow"
+    model_id = "slow-model"
+
+    def __init__(self, delay_s: float) -> None:
+        self.delay_s = delay_s
+        self.batches: list[list[str]] = []
+
+    def generate(self, prompts: Sequence[str], params: GenerationParams) -> list[list[Candidate]]:
+        time.sleep(self.delay_s)
+        self.batches.append(list(prompts))
+        return [[Candidate(f" echo {len(p)}", -0.5)] for p in prompts]
+
+    def close(self) -> None:
+        pass
+
+
+class CharWindowBackend(ScriptedBackend):
+    """Counts one token per character and has a small window: makes prompt fitting observable."""
+
+    def __init__(self, context_window: int) -> None:
+        super().__init__([Candidate(" simp", -0.1)])
+        self.context_window = context_window
+
+    def count_tokens(self, text: str) -> int:
+        return len(text)

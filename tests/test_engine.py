@@ -1,13 +1,16 @@
-"""The engine: prefix joined, duplicates merged, best first, defaults applied, errors wrapped."""
+"""The engine: ranking, defaults, errors, the cache, batching and fitting long states."""
+
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from llmstep.backends.base import Candidate
-from llmstep.config import DecodingConfig
+from llmstep.config import DecodingConfig, EngineConfig
 from llmstep.engine import SuggestionEngine
-from llmstep.errors import BackendError
+from llmstep.engine.cache import LRUCache
+from llmstep.errors import BackendError, ContextTooLong, GenerationTimeout
 
-from doubles import FailingBackend, ScriptedBackend
+from doubles import CharWindowBackend, FailingBackend, ScriptedBackend, SlowBackend
 
 
 def test_suggestions_keep_prefix_merge_duplicates_and_rank() -> None:
@@ -19,7 +22,7 @@ def test_suggestions_keep_prefix_merge_duplicates_and_rank() -> None:
             Candidate("   ", -0.01),  # empty once stripped: dropped... unless the prefix alone is a tactic
         ]
     )
-    out = SuggestionEngine(backend).suggest("⊢ n ≤ n", "exact")
+    out = SuggestionEngine(backend).suggest("⊢ n ≤ n", "exact").items
     assert [(s.tactic, s.score) for s in out] == [
         ("exact", -0.01),
         ("exact Nat.le_refl n", -0.1),
@@ -30,7 +33,7 @@ def test_suggestions_keep_prefix_merge_duplicates_and_rank() -> None:
 
 def test_empty_suggestions_are_dropped_without_prefix() -> None:
     backend = ScriptedBackend([Candidate("", -0.1), Candidate("  ", -0.2), Candidate("simp", -1.0)])
-    assert [s.tactic for s in SuggestionEngine(backend).suggest("⊢ True")] == ["simp"]
+    assert [s.tactic for s in SuggestionEngine(backend).suggest("⊢ True").items] == ["simp"]
 
 
 def test_prompt_and_parameters_reach_the_backend() -> None:
@@ -49,4 +52,82 @@ def test_backend_exception_becomes_backend_error() -> None:
     engine = SuggestionEngine(FailingBackend(failures=1))
     with pytest.raises(BackendError, match="device-side assert"):
         engine.suggest("⊢ True")
-    assert [s.tactic for s in engine.suggest("⊢ True")] == ["ok"]
+    assert [s.tactic for s in engine.suggest("⊢ True").items] == ["ok"]
+
+
+def test_repeated_requests_come_from_the_cache() -> None:
+    backend = ScriptedBackend([Candidate(" simp", -0.1)])
+    engine = SuggestionEngine(backend)
+    first = engine.suggest("⊢ p", "")
+    again = engine.suggest("⊢ p", "")
+    assert not first.cached and again.cached and again.items == first.items
+    assert len(backend.calls) == 1
+    engine.suggest("⊢ p", "s")  # another prefix
+    engine.suggest("⊢ p", "", num_samples=3)  # other decoding parameters
+    engine.suggest("⊢ p", "", context="-- a file")  # llmstep's format ignores context: still a hit
+    assert len(backend.calls) == 3
+    assert engine.stats()["cache_hits"] == 2 and engine.stats()["cache_misses"] == 3
+
+
+def test_cache_size_zero_turns_it_off() -> None:
+    backend = ScriptedBackend([Candidate(" simp", -0.1)])
+    engine = SuggestionEngine(backend, config=EngineConfig(cache_size=0))
+    engine.suggest("⊢ p")
+    engine.suggest("⊢ p")
+    assert len(backend.calls) == 2
+
+
+def test_cache_evicts_the_least_recently_used() -> None:
+    cache: LRUCache[int] = LRUCache(2)
+    cache.put("a", 1)
+    cache.put("b", 2)
+    assert cache.get("a") == 1
+    cache.put("c", 3)
+    assert cache.get("b") is None and cache.get("a") == 1 and cache.get("c") == 3
+
+
+def test_concurrent_requests_share_a_backend_call() -> None:
+    backend = SlowBackend(delay_s=0.3)
+    engine = SuggestionEngine(backend, config=EngineConfig(cache_size=0, batch_window_ms=50, max_batch_size=8))
+    states = [f"⊢ goal {i}" for i in range(6)]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(engine.suggest, states))
+    # Each request got its own answer back, from fewer backend calls than requests.
+    assert [r.items[0].tactic for r in results] == [f"echo {len(f'[GOAL]{s}[PROOFSTEP]')}" for s in states]
+    assert len(backend.batches) < len(states)
+    assert max(len(b) for b in backend.batches) > 1
+    assert engine.stats()["largest_batch"] > 1
+    assert sorted(p for b in backend.batches for p in b) == sorted(f"[GOAL]{s}[PROOFSTEP]" for s in states)
+
+
+def test_requests_with_other_parameters_are_not_merged() -> None:
+    backend = SlowBackend(delay_s=0.2)
+    engine = SuggestionEngine(backend, config=EngineConfig(cache_size=0, batch_window_ms=100))
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        a = pool.submit(engine.suggest, "⊢ a", num_samples=2)
+        b = pool.submit(engine.suggest, "⊢ b", num_samples=3)
+        a.result(), b.result()
+    assert sorted(len(batch) for batch in backend.batches) == [1, 1]
+
+
+def test_a_request_past_its_deadline_is_a_timeout() -> None:
+    engine = SuggestionEngine(SlowBackend(delay_s=1.0), config=EngineConfig(request_timeout_s=0.1))
+    with pytest.raises(GenerationTimeout, match="deadline"):
+        engine.suggest("⊢ slow")
+
+
+def test_long_states_are_cut_from_the_left_to_fit() -> None:
+    backend = CharWindowBackend(context_window=100)
+    engine = SuggestionEngine(backend, DecodingConfig(max_new_tokens=20))
+    state = "h0 : " + "x" * 200 + "\n⊢ the goal"
+    result = engine.suggest(state, "exact")
+    (prompt,), _ = backend.calls[0]
+    assert result.truncated and len(prompt) == 80
+    assert prompt.endswith("\n⊢ the goal[PROOFSTEP]exact") and prompt.startswith("[GOAL]")
+    assert not engine.suggest("⊢ short", "exact").truncated
+
+
+def test_a_prefix_that_cannot_fit_is_context_too_long() -> None:
+    engine = SuggestionEngine(CharWindowBackend(context_window=40), DecodingConfig(max_new_tokens=20))
+    with pytest.raises(ContextTooLong, match="40-token window"):
+        engine.suggest("⊢ p", "exact " + "a" * 30)

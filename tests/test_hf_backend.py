@@ -19,19 +19,19 @@ PAIRS = own_pairs()
 @pytest.mark.parametrize(("state", "tactic"), PAIRS, ids=[t for _, t in PAIRS])
 def test_trained_pair_is_the_top_suggestion(hf_backend: Backend, decoding: str, state: str, tactic: str) -> None:
     engine = SuggestionEngine(hf_backend, DecodingConfig(decoding=decoding, num_samples=4, seed=0))
-    assert engine.suggest(state)[0].tactic == tactic
+    assert engine.suggest(state).items[0].tactic == tactic
 
 
 def test_prefix_is_continued(hf_backend: Backend) -> None:
     engine = SuggestionEngine(hf_backend, DecodingConfig(decoding="beam", num_samples=4))
-    out = engine.suggest("a b : Nat\nh : a ≤ b\n⊢ a + 1 ≤ b + 1", "exact Nat.")
+    out = engine.suggest("a b : Nat\nh : a ≤ b\n⊢ a + 1 ≤ b + 1", "exact Nat.").items
     assert out[0].tactic == "exact Nat.succ_le_succ h"
     assert all(s.tactic.startswith("exact Nat.") for s in out)
 
 
 def test_candidates_end_at_stops_and_are_ranked(hf_backend: Backend) -> None:
     engine = SuggestionEngine(hf_backend, DecodingConfig(decoding="beam", num_samples=8))
-    out = engine.suggest("x y : Nat\n⊢ x * y = y * x", "")  # unseen: many distinct, imperfect answers
+    out = engine.suggest("x y : Nat\n⊢ x * y = y * x", "").items  # unseen: many distinct, imperfect answers
     assert len(out) > 1
     assert len({s.tactic for s in out}) == len(out)
     for s in out:
@@ -56,7 +56,7 @@ def test_seeded_sampling_is_reproducible(hf_backend: Backend) -> None:
 
 def test_greedy_at_temperature_zero(hf_backend: Backend) -> None:
     engine = SuggestionEngine(hf_backend, DecodingConfig(temperature=0.0))
-    out = engine.suggest("⊢ 2 + 2 = 4")
+    out = engine.suggest("⊢ 2 + 2 = 4").items
     assert [s.tactic for s in out] == ["decide"]
 
 

@@ -54,7 +54,7 @@ def test_v1_suggest_is_scored_and_ranked(beam_server_url: str) -> None:
     r = httpx.post(beam_server_url + "/v1/suggest", json={"tactic_state": "x y : Nat\n⊢ x * y = y * x"})
     assert r.status_code == 200
     body = r.json()
-    assert set(body) == {"suggestions", "model", "elapsed_ms"}
+    assert set(body) == {"suggestions", "model", "elapsed_ms", "truncated", "cached"}
     scores = [s["score"] for s in body["suggestions"]]
     assert len(scores) > 1 and scores == sorted(scores, reverse=True)
     assert body["elapsed_ms"] > 0
@@ -90,7 +90,7 @@ def test_openapi_lists_every_route_and_schema(server_url: str) -> None:
     assert v1["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/SuggestRequest")
     assert "ErrorBody" in json.dumps(v1["responses"]["422"])
     props = spec["components"]["schemas"]["SuggestRequest"]["properties"]
-    assert {"tactic_state", "prefix", "context", "num_samples", "temperature", "max_new_tokens"} == set(props)
+    assert set(props) == {"tactic_state", "prefix", "context", "num_samples", "temperature", "max_new_tokens"}
 
 
 BAD_REQUESTS = [
@@ -190,3 +190,12 @@ def test_openai_completions_without_stop_runs_to_length(server_url: str) -> None
 def test_openai_completions_refuses_streaming(server_url: str) -> None:
     r = httpx.post(server_url + "/v1/completions", json={"prompt": "x", "stream": True})
     assert r.status_code == 422 and "stream" in error_of(r)["message"]
+
+
+def test_health_reports_cache_hits(server_url: str) -> None:
+    body = {"tactic_state": "p : Prop\n⊢ p → p", "prefix": "intro"}
+    first = httpx.post(server_url + "/v1/suggest", json=body).json()
+    again = httpx.post(server_url + "/v1/suggest", json=body).json()
+    assert again["cached"] is True and again["suggestions"] == first["suggestions"]
+    stats = httpx.get(server_url + "/health").json()["stats"]
+    assert stats["cache_hits"] >= 1 and stats["batches"] >= 1

@@ -18,6 +18,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "DEFAULT_PORT",
     "DecodingConfig",
+    "EngineConfig",
     "ModelConfig",
     "ServeConfig",
     "env_host",
@@ -68,6 +69,17 @@ class DecodingConfig(BaseModel):
     seed: int | None = None
 
 
+class EngineConfig(BaseModel):
+    """Caching and batching between the HTTP layer and the backend."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cache_size: int = Field(1024, ge=0, description="Cached answers kept; 0 turns the cache off.")
+    batch_window_ms: float = Field(5.0, ge=0, description="How long a batch waits for company.")
+    max_batch_size: int = Field(8, ge=1, description="Requests merged into one backend call at most.")
+    request_timeout_s: float = Field(300.0, gt=0, description="A request waiting longer gets a 504.")
+
+
 class ServeConfig(BaseModel):
     """Everything ``llmstep serve`` needs."""
 
@@ -75,6 +87,7 @@ class ServeConfig(BaseModel):
 
     model: ModelConfig = Field(default_factory=ModelConfig)
     decoding: DecodingConfig = Field(default_factory=DecodingConfig)
+    engine: EngineConfig = Field(default_factory=EngineConfig)
     host: str = DEFAULT_HOST
     port: int = Field(DEFAULT_PORT, ge=0, le=65535)
     max_body_bytes: int = Field(1 << 20, ge=1024, description="Larger request bodies get a 413.")

@@ -9,6 +9,8 @@ temperature.
 
 from __future__ import annotations
 
+import inspect
+import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +21,8 @@ from llmstep.config import ModelConfig
 from llmstep.errors import ModelUnavailable
 
 __all__ = ["HFBackend", "check_local_model", "resolve_device", "resolve_dtype"]
+
+log = logging.getLogger(__name__)
 
 
 def resolve_device(device: str) -> str:
@@ -87,10 +91,24 @@ class HFBackend:
         self.model = model.to(self.device).eval()
         self._torch = torch
         self._lock = threading.Lock()
-        pad = self.tokenizer.pad_token_id
-        eos = self.tokenizer.eos_token_id
-        self._pad_id = pad if pad is not None else eos
-        self._end_ids = {i for i in (pad, eos) if i is not None}
+        if self.tokenizer.pad_token_id is None:  # Pythia and LLaMA tokenizers ship without one
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        # Decoder-only batches pad on the left, so every prompt ends where generation starts.
+        self.tokenizer.padding_side = "left"
+        self._end_ids = {i for i in (self.tokenizer.pad_token_id, self.tokenizer.eos_token_id) if i is not None}
+        #: Prefill the prompt once and share its cache across samples; off if the model refuses.
+        self.shared_prefill = True
+        # transformers 5 renamed `past_key_values` to `cache`; older releases know only the old name.
+        forward_params = inspect.signature(self.model.forward).parameters
+        self._cache_kw = "cache" if "cache" in forward_params else "past_key_values"
+        cfg = self.model.config
+        self.context_window: int | None = next(
+            (v for v in (getattr(cfg, k, None) for k in ("max_position_embeddings", "n_positions")) if v), None
+        )
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens ``text`` takes in a prompt: lets the engine fit long states into the window."""
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def _stop_token_ids(self, stop: Sequence[str]) -> set[int]:
         """Token ids that end a step: end-of-text, padding, and stop strings that are one token."""
@@ -98,26 +116,34 @@ class HFBackend:
         return self._end_ids | {vocab[s] for s in stop if s in vocab}
 
     def generate(self, prompts: Sequence[str], params: GenerationParams) -> list[list[Candidate]]:
-        """One batched ``generate`` per prompt; see :class:`~llmstep.backends.base.Backend`."""
+        """All prompts and all their samples in one ``generate`` call; see the Backend protocol."""
         with self._lock:
             if params.seed is not None:
                 self._torch.manual_seed(params.seed)
-            return [self._generate_one(p, params) for p in prompts]
+            generated, logprobs = self._generate_batch(list(prompts), params)
+        stop_ids = self._stop_token_ids(params.stop)
+        rows = [
+            self._candidate(ids, lps, stop_ids, params.stop)
+            for ids, lps in zip(generated.tolist(), logprobs.float().tolist(), strict=True)
+        ]
+        per_prompt = len(rows) // len(prompts)  # rows come prompt-major
+        return [rows[i * per_prompt : (i + 1) * per_prompt] for i in range(len(prompts))]
 
-    def _generate_one(self, prompt: str, params: GenerationParams) -> list[Candidate]:
+    def _generate_batch(self, prompts: list[str], params: GenerationParams) -> tuple[Any, Any]:
+        """Generated token ids and their log-probs, one row per sequence, prompt-major."""
         torch = self._torch
-        enc = self.tokenizer(prompt, return_tensors="pt").to(self.device)
-        prompt_len = enc["input_ids"].shape[1]
+        enc = self.tokenizer(prompts, return_tensors="pt", padding=True).to(self.device)
         stop_ids = self._stop_token_ids(params.stop)
         text_stops = [s for s in params.stop if s not in self.tokenizer.get_vocab()]
         kwargs: dict[str, Any] = {
             "max_new_tokens": params.max_new_tokens,
             "eos_token_id": sorted(stop_ids),
-            "pad_token_id": self._pad_id,
+            "pad_token_id": self.tokenizer.pad_token_id,
             "return_dict_in_generate": True,
         }
         if text_stops:
             kwargs.update(stop_strings=text_stops, tokenizer=self.tokenizer)
+        sampling = params.decoding == "sample" and params.temperature > 0.0
         if params.decoding == "beam":
             kwargs.update(
                 num_beams=params.num_samples,
@@ -125,34 +151,63 @@ class HFBackend:
                 do_sample=False,
                 output_scores=True,
             )
-        elif params.temperature == 0.0:
-            kwargs.update(do_sample=False, num_return_sequences=1, output_logits=True)
+        elif not sampling:
+            kwargs.update(do_sample=False, output_logits=True)
         else:
-            kwargs.update(
-                do_sample=True,
-                temperature=params.temperature,
-                top_k=0,  # sample from the whole distribution, as llmstep does
-                num_return_sequences=params.num_samples,
-                output_logits=True,
-            )
+            # top_k=0: sample from the whole distribution, as llmstep does.
+            kwargs.update(do_sample=True, temperature=params.temperature, top_k=0, output_logits=True)
         with torch.inference_mode():
-            out = self.model.generate(**enc, **kwargs)
-            generated = out.sequences[:, prompt_len:]
+            if sampling and params.num_samples > 1 and self.shared_prefill:
+                out = self._sample_with_shared_prefill(enc, params.num_samples, kwargs)
+            else:
+                if sampling:
+                    kwargs["num_return_sequences"] = params.num_samples
+                out = self.model.generate(**enc, **kwargs)
+            generated = out.sequences[:, enc["input_ids"].shape[1] :]
             if params.decoding == "beam":
-                token_logprobs = self.model.compute_transition_scores(
+                logprobs = self.model.compute_transition_scores(
                     out.sequences, out.scores, out.beam_indices, normalize_logits=False
                 )
             else:
                 # Raw logits, so the score is the model's probability, not the tempered one.
                 steps = [
-                    torch.log_softmax(logits.float(), dim=-1).gather(1, generated[:, t : t + 1]).squeeze(1)
-                    for t, logits in enumerate(out.logits)
+                    torch.log_softmax(step.float(), dim=-1).gather(1, generated[:, t : t + 1]).squeeze(1)
+                    for t, step in enumerate(out.logits)
                 ]
-                token_logprobs = torch.stack(steps, dim=1)
-        return [
-            self._candidate(ids, lps, stop_ids, params.stop)
-            for ids, lps in zip(generated.tolist(), token_logprobs.float().tolist(), strict=True)
-        ]
+                logprobs = torch.stack(steps, dim=1)
+        return generated, logprobs
+
+    def _sample_with_shared_prefill(self, enc: Any, n: int, kwargs: dict[str, Any]) -> Any:
+        """Sample ``n`` continuations per prompt, computing each prompt's cache once, not ``n`` times.
+
+        ``num_return_sequences`` copies the prompt n times before the forward pass, so the
+        prompt (most of the tokens) is prefilled n times. Instead: run the prompt minus its last
+        token once, repeat the cache n times, and let ``generate`` continue from it.
+        """
+        from transformers import DynamicCache
+
+        ids, mask = enc["input_ids"], enc["attention_mask"]
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding: real tokens count from 0
+        try:
+            cache = DynamicCache(config=self.model.config)
+            self.model(
+                input_ids=ids[:, :-1],
+                attention_mask=mask[:, :-1],
+                position_ids=positions[:, :-1],
+                use_cache=True,
+                **{self._cache_kw: cache},
+            )
+            cache.batch_repeat_interleave(n)
+            return self.model.generate(
+                input_ids=ids.repeat_interleave(n, dim=0),
+                attention_mask=mask.repeat_interleave(n, dim=0),
+                **{self._cache_kw: cache},
+                **kwargs,
+            )
+        except (TypeError, ValueError, AttributeError, NotImplementedError) as exc:
+            log.warning("shared prefill is not supported by this model (%s); prefilling per sample", exc)
+            self.shared_prefill = False
+            return self.model.generate(**enc, num_return_sequences=n, **kwargs)
 
     def _candidate(self, ids: list[int], logprobs: list[float], stop_ids: set[int], stop: Sequence[str]) -> Candidate:
         """Cut one sequence at its first stop and score the tokens up to and including the stop."""

@@ -14,6 +14,7 @@ from llmstep.config import (
     DEFAULT_MODEL,
     DEFAULT_PORT,
     DecodingConfig,
+    EngineConfig,
     ModelConfig,
     ServeConfig,
     env_host,
@@ -25,6 +26,9 @@ from llmstep.errors import ConfigError
 __all__ = ["register"]
 
 log = logging.getLogger("llmstep.serve")
+
+#: Config fields whose flag is not simply the field name in kebab case.
+_FLAGS = {"request_timeout_s": "--request-timeout", "model": "--model"}
 
 
 def register(sub: Any) -> None:
@@ -60,6 +64,15 @@ def register(sub: Any) -> None:
     p.add_argument("--temperature", type=float, default=defaults.temperature, help="sampling temperature")
     p.add_argument("--decoding", choices=["sample", "beam"], default=defaults.decoding)
     p.add_argument("--seed", type=int, default=None, help="seed sampling, for reproducible answers")
+    engine = EngineConfig()
+    p.add_argument("--cache-size", type=int, default=engine.cache_size, help="answers cached (0: no cache)")
+    p.add_argument(
+        "--batch-window-ms", type=float, default=engine.batch_window_ms, help="wait this long to batch requests"
+    )
+    p.add_argument("--max-batch-size", type=int, default=engine.max_batch_size, help="requests per backend call")
+    p.add_argument(
+        "--request-timeout", type=float, default=engine.request_timeout_s, help="seconds before a request gets 504"
+    )
     p.add_argument("--max-body-bytes", type=int, default=1 << 20, help="larger bodies get 413 (default 1 MiB)")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
     p.set_defaults(func=run)
@@ -89,14 +102,21 @@ def build_config(args: argparse.Namespace) -> ServeConfig:
                 decoding=args.decoding,
                 seed=args.seed,
             ),
+            engine=EngineConfig(
+                cache_size=args.cache_size,
+                batch_window_ms=args.batch_window_ms,
+                max_batch_size=args.max_batch_size,
+                request_timeout_s=args.request_timeout,
+            ),
             host=args.host or env_host() or DEFAULT_HOST,
             port=args.port if args.port is not None else (env_port() or DEFAULT_PORT),
             max_body_bytes=args.max_body_bytes,
         )
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]).replace("_", "-").split(".")[-1]
-        raise ConfigError(f"--{field}: {first['msg']}") from None
+        name = str(first["loc"][-1])
+        flag = _FLAGS.get(name, "--" + name.replace("_", "-"))
+        raise ConfigError(f"{flag}: {first['msg']}") from None
 
 
 def bind(host: str, port: int) -> socket.socket:

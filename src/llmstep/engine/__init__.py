@@ -1,5 +1,5 @@
 """Engine layer: requests in, ranked suggestions out. No HTTP here."""
 
-from llmstep.engine.suggest import Suggestion, SuggestionEngine
+from llmstep.engine.suggest import Suggestion, SuggestionEngine, Suggestions
 
-__all__ = ["Suggestion", "SuggestionEngine"]
+__all__ = ["Suggestion", "SuggestionEngine", "Suggestions"]

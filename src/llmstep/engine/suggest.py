@@ -1,22 +1,26 @@
 """From a tactic state and a prefix to ranked, deduplicated tactics.
 
 The engine owns everything between the wire and the model: rendering the
-prompt, applying the server's decoding defaults, joining the prefix back on,
-merging duplicates and ranking by score. It is also the one seam where an
-engine's own exceptions become :class:`~llmstep.errors.BackendError`.
+prompt (cutting an over-long state from the left so the prompt fits the
+model), applying the server's decoding defaults, the result cache, batching
+concurrent requests, joining the prefix back on, merging duplicates and
+ranking by score. It is also the one seam where an engine's own exceptions
+become :class:`~llmstep.errors.BackendError`.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from llmstep.backends.base import Backend, Candidate, GenerationParams
-from llmstep.config import DecodingConfig
-from llmstep.errors import BackendError, LLMStepError
+from llmstep.config import DecodingConfig, EngineConfig
+from llmstep.engine.batching import Batcher
+from llmstep.engine.cache import LRUCache, digest
+from llmstep.errors import BackendError, ContextTooLong, LLMStepError
 from llmstep.protocol.prompt import LLMSTEP_FORMAT, PromptFormat, join_suggestion
 
-__all__ = ["Suggestion", "SuggestionEngine", "rank"]
+__all__ = ["Suggestion", "SuggestionEngine", "Suggestions", "rank"]
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +31,15 @@ class Suggestion:
 
     tactic: str
     score: float
+
+
+@dataclass(frozen=True)
+class Suggestions:
+    """Ranked suggestions for one request, and whether its state had to be shortened to fit."""
+
+    items: tuple[Suggestion, ...]
+    truncated: bool = False
+    cached: bool = False
 
 
 def rank(prefix: str, candidates: list[Candidate]) -> list[Suggestion]:
@@ -44,17 +57,21 @@ def rank(prefix: str, candidates: list[Candidate]) -> list[Suggestion]:
 
 
 class SuggestionEngine:
-    """Ranked suggestions from one backend, with server-wide decoding defaults."""
+    """Ranked suggestions from one backend, with server-wide defaults, a cache and batching."""
 
     def __init__(
         self,
         backend: Backend,
         defaults: DecodingConfig | None = None,
         prompt_format: PromptFormat = LLMSTEP_FORMAT,
+        config: EngineConfig | None = None,
     ) -> None:
         self.backend = backend
         self.defaults = defaults or DecodingConfig()
         self.prompt_format = prompt_format
+        self.config = config or EngineConfig()
+        self.cache: LRUCache[Suggestions] = LRUCache(self.config.cache_size)
+        self.batcher = Batcher(backend, self.config.batch_window_ms / 1000, self.config.max_batch_size)
 
     def params(
         self,
@@ -78,22 +95,81 @@ class SuggestionEngine:
         tactic_state: str,
         prefix: str = "",
         *,
+        context: str = "",
         num_samples: int | None = None,
         temperature: float | None = None,
         max_new_tokens: int | None = None,
-    ) -> list[Suggestion]:
+    ) -> Suggestions:
         """Ranked tactics for ``tactic_state``, each starting with ``prefix``."""
-        prompt = self.prompt_format.render(tactic_state, prefix)
         params = self.params(num_samples, temperature, max_new_tokens)
-        return rank(prefix, self.complete(prompt, params))
+        # The context only matters, and so only splits the cache, for formats that show it to the model.
+        used_context = context if self.prompt_format.uses_context else ""
+        key = (
+            self.backend.model_id,
+            self.prompt_format.name,
+            digest(tactic_state, prefix, used_context),
+            tuple(asdict(params).items()),
+        )
+        if (hit := self.cache.get(key)) is not None:
+            return Suggestions(hit.items, hit.truncated, cached=True)
+        prompt, truncated = self.fit_prompt(tactic_state, prefix, used_context, params.max_new_tokens)
+        result = Suggestions(tuple(rank(prefix, self.complete(prompt, params))), truncated)
+        self.cache.put(key, result)
+        return result
+
+    def fit_prompt(self, state: str, prefix: str, context: str, max_new_tokens: int) -> tuple[str, bool]:
+        """The prompt, with the state cut from the left when the whole would overflow the model.
+
+        The end of a tactic state (the goal, the latest hypotheses) matters most, and the prompt's
+        tail (``[PROOFSTEP]`` and the prefix) must survive, so the state loses its start.
+        """
+        prompt = self.prompt_format.render(state, prefix, context)
+        window = getattr(self.backend, "context_window", None)
+        count = getattr(self.backend, "count_tokens", None)
+        if not window or count is None:
+            return prompt, False
+        budget = window - max_new_tokens
+        if count(prompt) <= budget:
+            return prompt, False
+        if count(self.prompt_format.render("", prefix, context)) > budget:
+            raise ContextTooLong(
+                f"the prompt does not fit the model's {window}-token window even with an empty state "
+                f"(max_new_tokens {max_new_tokens}); shorten the prefix or lower max_new_tokens"
+            )
+        lo, hi = 0, len(state)  # find the smallest cut that fits: state[cut:]
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if count(self.prompt_format.render(state[mid:], prefix, context)) <= budget:
+                hi = mid
+            else:
+                lo = mid + 1
+        log.warning(
+            "tactic state cut from %d to %d characters to fit a %d-token window", len(state), len(state) - lo, window
+        )
+        return self.prompt_format.render(state[lo:], prefix, context), True
 
     def complete(self, prompt: str, params: GenerationParams) -> list[Candidate]:
-        """Raw continuations of a finished prompt, unranked: for ``/v1/completions``."""
+        """Raw continuations of a finished prompt, unranked and uncached: for ``/v1/completions``."""
         try:
-            (candidates,) = self.backend.generate([prompt], params)
+            return self.batcher.submit(prompt, params, timeout_s=self.config.request_timeout_s)
         except LLMStepError:
             raise
         except Exception as exc:
             log.exception("backend %s failed", self.backend.name)
             raise BackendError(f"the {self.backend.name} backend failed: {exc}") from exc
-        return candidates
+
+    def stats(self) -> dict[str, int]:
+        """Cache and batching counters, for /health."""
+        b = self.batcher.stats
+        return {
+            "cache_hits": self.cache.hits,
+            "cache_misses": self.cache.misses,
+            "cache_entries": len(self.cache),
+            "batches": b.batches,
+            "batched_requests": b.requests,
+            "largest_batch": b.largest_batch,
+        }
+
+    def close(self) -> None:
+        """Stop the batching worker; the backend is closed by whoever loaded it."""
+        self.batcher.close()

@@ -15,7 +15,8 @@ __all__ = ["LLMSTEP_FORMAT", "PromptFormat", "join_suggestion"]
 class PromptFormat:
     """How one model family wants its input, and where its steps end.
 
-    ``template`` has ``{state}`` and ``{prefix}`` fields; the model continues
+    ``template`` has ``{state}`` and ``{prefix}`` fields, and optionally
+    ``{context}`` (the file's source before the call); the model continues
     right after the prefix. ``stop`` lists the strings that end a step; the
     end-of-text token ends it too, and is handled by the backend.
     """
@@ -24,10 +25,15 @@ class PromptFormat:
     template: str
     stop: tuple[str, ...] = field(default=())
 
-    def render(self, state: str, prefix: str = "") -> str:
+    @property
+    def uses_context(self) -> bool:
+        """Whether the model sees the file context; if not, it is ignored (and not cached on)."""
+        return "{context}" in self.template
+
+    def render(self, state: str, prefix: str = "", context: str = "") -> str:
         """The prompt for ``state``, ending in ``prefix`` for the model to continue."""
         # str.format does not re-read braces inside the values, so Lean's `{x : α}` is safe.
-        return self.template.format(state=state, prefix=prefix)
+        return self.template.format(state=state, prefix=prefix, context=context)
 
     def cut(self, continuation: str) -> str:
         """The part of ``continuation`` before the first stop string."""

@@ -79,6 +79,8 @@ class SuggestResponse(_Strict):
     suggestions: list[ScoredSuggestion]
     model: str
     elapsed_ms: float
+    truncated: bool = Field(False, description="The state was cut from the left to fit the model's window.")
+    cached: bool = Field(False, description="Answered from the cache of recent requests.")
 
 
 class GenerateRequest(_Strict):
@@ -109,6 +111,7 @@ class HealthResponse(_Strict):
     model: str
     backend: str
     prompt_format: str
+    stats: dict[str, int] = Field(default_factory=dict, description="Cache and batching counters.")
 
 
 class ErrorDetail(_Strict):

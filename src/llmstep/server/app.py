@@ -65,11 +65,13 @@ def create_app(config: ServeConfig | None = None, backend: Backend | None = None
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = backend is None
         loaded = await run_in_threadpool(load_backend, config.model) if owned else backend
-        app.state.engine = SuggestionEngine(loaded, config.decoding)
+        engine = SuggestionEngine(loaded, config.decoding, config=config.engine)
+        app.state.engine = engine
         try:
             yield
         finally:
             app.state.engine = None
+            engine.close()
             if owned:
                 loaded.close()
 

@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from llmstep.backends.base import GenerationParams
-from llmstep.engine import Suggestion, SuggestionEngine
+from llmstep.engine import Suggestion, SuggestionEngine, Suggestions
 from llmstep.errors import InvalidRequest, ModelUnavailable
 from llmstep.protocol.openai import CompletionChoice, CompletionLogprobs, CompletionRequest, CompletionResponse
 from llmstep.protocol.wire import (
@@ -46,16 +46,16 @@ def _engine(request: Request) -> SuggestionEngine:
     return engine
 
 
-def _record(request: Request, suggestions: list[Suggestion]) -> None:
-    """Leave the count for the access-log line."""
-    request.state.n_suggestions = len(suggestions)
+def _record(request: Request, result: Suggestions) -> tuple[Suggestion, ...]:
+    """Leave the count for the access-log line; returns the suggestions."""
+    request.state.n_suggestions = len(result.items)
+    return result.items
 
 
 @router.post("/", response_model=LLMstepResponse, summary="llmstep's original protocol")
 def llmstep_suggest(body: LLMstepRequest, request: Request) -> LLMstepResponse:
     """Tactics for a tactic state, best first: the reply the original llmstep client expects."""
-    suggestions = _engine(request).suggest(body.tactic_state, body.prefix)
-    _record(request, suggestions)
+    suggestions = _record(request, _engine(request).suggest(body.tactic_state, body.prefix, context=body.context))
     return LLMstepResponse(suggestions=[s.tactic for s in suggestions])
 
 
@@ -64,27 +64,29 @@ def v1_suggest(body: SuggestRequest, request: Request) -> SuggestResponse:
     """Tactics with their scores (mean token log-probability), best first."""
     engine = _engine(request)
     start = time.perf_counter()
-    suggestions = engine.suggest(
+    result = engine.suggest(
         body.tactic_state,
         body.prefix,
+        context=body.context,
         num_samples=body.num_samples,
         temperature=body.temperature,
         max_new_tokens=body.max_new_tokens,
     )
     elapsed_ms = (time.perf_counter() - start) * 1000
-    _record(request, suggestions)
+    suggestions = _record(request, result)
     return SuggestResponse(
         suggestions=[ScoredSuggestion(tactic=s.tactic, score=s.score) for s in suggestions],
         model=engine.backend.model_id,
         elapsed_ms=round(elapsed_ms, 3),
+        truncated=result.truncated,
+        cached=result.cached,
     )
 
 
 @router.post("/generate", response_model=GenerateResponse, summary="Lean Copilot's external-model protocol")
 def copilot_generate(body: GenerateRequest, request: Request) -> GenerateResponse:
     """Lean Copilot's ``ExternalGenerator`` request: ``input`` is the tactic state."""
-    suggestions = _engine(request).suggest(body.input, body.prefix)
-    _record(request, suggestions)
+    suggestions = _record(request, _engine(request).suggest(body.input, body.prefix))
     return GenerateResponse(outputs=[GenerateOutput(output=s.tactic, score=s.score) for s in suggestions])
 
 
@@ -122,11 +124,12 @@ def openai_completions(body: CompletionRequest, request: Request) -> CompletionR
 
 @router.get("/health", response_model=HealthResponse, summary="What is being served")
 def health(request: Request) -> HealthResponse:
-    """The model, backend and prompt format; 503 while the model is not loaded."""
+    """The model, backend, prompt format, and cache and batching counters; 503 while loading."""
     engine = _engine(request)
     return HealthResponse(
         status="ok",
         model=engine.backend.model_id,
         backend=engine.backend.name,
         prompt_format=engine.prompt_format.name,
+        stats=engine.stats(),
     )
