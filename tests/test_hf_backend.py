@@ -85,3 +85,29 @@ def test_missing_model_is_a_one_line_error(tmp_path: Path) -> None:
 def test_unknown_backend_lists_the_known_ones() -> None:
     with pytest.raises(ConfigError, match=r"choose one of: .*hf"):
         load_backend(ModelConfig(model="x", backend="nope"))
+
+
+PROMPTS = [f"[GOAL]{state}[PROOFSTEP]" for state, _ in PAIRS[:4]]  # different lengths: the batch is padded
+
+
+def test_shared_prefill_gives_what_per_sample_prefill_gives(hf_backend: Backend) -> None:
+    params = GenerationParams(num_samples=4, temperature=1.0, max_new_tokens=16, seed=5)
+    fast = hf_backend.generate(PROMPTS, params)
+    hf_backend.shared_prefill = False  # type: ignore[attr-defined]
+    try:
+        plain = hf_backend.generate(PROMPTS, params)
+    finally:
+        hf_backend.shared_prefill = True  # type: ignore[attr-defined]
+    assert [[c.text for c in row] for row in fast] == [[c.text for c in row] for row in plain]
+    for row_fast, row_plain in zip(fast, plain, strict=True):
+        for a, b in zip(row_fast, row_plain, strict=True):
+            assert a.score == pytest.approx(b.score, abs=1e-4)
+
+
+@pytest.mark.parametrize("decoding", ["sample", "beam"])
+def test_a_padded_batch_answers_like_single_prompts(hf_backend: Backend, decoding: str) -> None:
+    params = GenerationParams(num_samples=3, temperature=0.0, decoding=decoding, max_new_tokens=24)
+    batched = hf_backend.generate(PROMPTS, params)
+    single = [hf_backend.generate([p], params)[0] for p in PROMPTS]
+    assert [[c.text for c in row] for row in batched] == [[c.text for c in row] for row in single]
+    assert [row[0].text.strip() for row in batched] == [t for _, t in PAIRS[:4]]
