@@ -76,3 +76,23 @@ class CharWindowBackend(ScriptedBackend):
 
     def count_tokens(self, text: str) -> int:
         return len(text)
+
+
+class ChoosyBackend:
+    """Raises on prompts containing "boom" and sleeps ``hang_s`` on prompts containing "hang"."""
+
+    name = "choosy"
+    model_id = "choosy-model"
+
+    def __init__(self, hang_s: float = 1.0) -> None:
+        self.hang_s = hang_s
+
+    def generate(self, prompts: Sequence[str], params: GenerationParams) -> list[list[Candidate]]:
+        if any("boom" in p for p in prompts):
+            raise ValueError("the model choked on this input (simulated)")
+        if any("hang" in p for p in prompts):
+            time.sleep(self.hang_s)
+        return [[Candidate(" exact trivial", -0.2)] for _ in prompts]
+
+    def close(self) -> None:
+        pass

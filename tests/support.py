@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import select
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -77,3 +82,59 @@ def live_server(config: ServeConfig, backend: Backend | None = None) -> Iterator
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+def llmstep(*args: str, stdin: str | None = None, env: dict[str, str] | None = None, timeout: float = 60):
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("LLMSTEP_")}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "llmstep", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def one_line_error(result: subprocess.CompletedProcess, code: int) -> str:
+    """The error line, checking it is the last thing printed and that no traceback came with it."""
+    assert result.returncode == code, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: ") and "Traceback" not in result.stderr, result.stderr
+    assert sum(line.startswith("error: ") for line in lines) == 1
+    return lines[-1]
+
+
+@contextmanager
+def serve_process(*args: str) -> Iterator[tuple[str, subprocess.Popen]]:
+    """``llmstep serve`` in a subprocess; yields its URL once it says where it listens."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LLMSTEP_")} | {"HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llmstep", "serve", "--port", "0", *args],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        log = ""
+        while True:
+            ready, _, _ = select.select([proc.stderr], [], [], 60)
+            line = proc.stderr.readline() if ready else ""
+            log += line
+            if match := re.search(r"serving .* on (http://\S+)", line):
+                proc.startup_log = log  # type: ignore[attr-defined]
+                break
+            if not line:
+                raise AssertionError(f"server did not start:\n{log}")
+        yield match.group(1), proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=30)

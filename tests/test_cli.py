@@ -1,14 +1,10 @@
 """The ``llmstep`` command, run as users run it: in a subprocess, against live servers."""
 
-import os
 import re
-import select
 import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -17,37 +13,9 @@ import pytest
 from llmstep.config import ServeConfig
 
 from doubles import FailingBackend
-from support import live_server, own_pairs
+from support import free_port, live_server, llmstep, one_line_error, own_pairs, serve_process
 
 STATE, TACTIC = own_pairs()[1]
-
-
-def llmstep(*args: str, stdin: str | None = None, env: dict[str, str] | None = None, timeout: float = 60):
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("LLMSTEP_")}
-    full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "llmstep", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=full_env,
-        timeout=timeout,
-    )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def one_line_error(result: subprocess.CompletedProcess, code: int) -> str:
-    """The error line, checking it is the last thing printed and that no traceback came with it."""
-    assert result.returncode == code, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert lines[-1].startswith("error: ") and "Traceback" not in result.stderr, result.stderr
-    assert sum(line.startswith("error: ") for line in lines) == 1
-    return lines[-1]
 
 
 def test_suggest_prints_one_per_line(beam_server_url: str) -> None:
@@ -147,33 +115,6 @@ def test_serve_busy_port_is_one_line() -> None:
         taken.listen()
         r = llmstep("serve", "--model", "unused", "--port", str(taken.getsockname()[1]))
     assert "pick another --port" in one_line_error(r, 2)
-
-
-@contextmanager
-def serve_process(*args: str) -> Iterator[tuple[str, subprocess.Popen]]:
-    """``llmstep serve`` in a subprocess; yields its URL once it says where it listens."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LLMSTEP_")} | {"HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llmstep", "serve", "--port", "0", *args],
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    try:
-        log = ""
-        while True:
-            ready, _, _ = select.select([proc.stderr], [], [], 60)
-            line = proc.stderr.readline() if ready else ""
-            log += line
-            if match := re.search(r"serving .* on (http://\S+)", line):
-                break
-            if not line:
-                raise AssertionError(f"server did not start:\n{log}")
-        yield match.group(1), proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=30)
 
 
 def test_serve_end_to_end_and_sigterm(tiny_model_dir: Path) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 
-from llmstep.config import env_url
+from llmstep.config import env_token, env_url
 from llmstep.errors import InvalidRequest, LLMStepError, ServerUnreachable, error_class_for_code
 from llmstep.protocol.wire import ErrorBody, HealthResponse, SuggestRequest, SuggestResponse
 
@@ -21,11 +21,13 @@ __all__ = ["Client"]
 
 
 class Client:
-    """Talks to one server; ``url`` defaults to ``http://$LLMSTEP_HOST:$LLMSTEP_PORT``."""
+    """Talks to one server: ``url`` defaults to ``http://$LLMSTEP_HOST:$LLMSTEP_PORT``, ``token`` to $LLMSTEP_TOKEN."""
 
-    def __init__(self, url: str | None = None, timeout_s: float = 30.0) -> None:
+    def __init__(self, url: str | None = None, timeout_s: float = 30.0, token: str | None = None) -> None:
         self.url = (url or env_url()).rstrip("/")
         self.timeout_s = timeout_s
+        token = token or env_token()
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
 
     def suggest(
         self,
@@ -58,7 +60,7 @@ class Client:
 
     def _call(self, method: str, path: str, model: type[Any], **kwargs: Any) -> Any:
         try:
-            response = httpx.request(method, self.url + path, timeout=self.timeout_s, **kwargs)
+            response = httpx.request(method, self.url + path, timeout=self.timeout_s, headers=self._headers, **kwargs)
         except httpx.TimeoutException as exc:
             raise ServerUnreachable(
                 f"the llmstep server at {self.url} did not answer within {self.timeout_s:g} s "

@@ -9,7 +9,7 @@ import os
 from collections.abc import Mapping
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from llmstep.errors import ConfigError
 
@@ -23,6 +23,7 @@ __all__ = [
     "ServeConfig",
     "env_host",
     "env_port",
+    "env_token",
     "env_upstream_api_key",
     "env_url",
 ]
@@ -78,6 +79,10 @@ class EngineConfig(BaseModel):
     batch_window_ms: float = Field(5.0, ge=0, description="How long a batch waits for company.")
     max_batch_size: int = Field(8, ge=1, description="Requests merged into one backend call at most.")
     request_timeout_s: float = Field(300.0, gt=0, description="A request waiting longer gets a 504.")
+    max_num_samples: int = Field(64, ge=1, le=64, description="Larger num_samples in a request gets a 422.")
+    max_new_tokens: int = Field(1024, ge=1, le=1024, description="Larger max_new_tokens in a request gets a 422.")
+    max_state_chars: int = Field(100_000, ge=1, description="Longer tactic states are cut from the left.")
+    refuse_long_states: bool = Field(False, description="Answer 413 to a state over max_state_chars instead.")
 
 
 class ServeConfig(BaseModel):
@@ -91,6 +96,19 @@ class ServeConfig(BaseModel):
     host: str = DEFAULT_HOST
     port: int = Field(DEFAULT_PORT, ge=0, le=65535)
     max_body_bytes: int = Field(1 << 20, ge=1024, description="Larger request bodies get a 413.")
+    max_in_flight: int = Field(64, ge=1, description="More concurrent requests than this get a 503.")
+    token: str | None = Field(None, repr=False, description="Bearer token required on every route but /health.")
+
+    @model_validator(mode="after")
+    def _defaults_within_limits(self) -> ServeConfig:
+        """The server's own defaults must be requests it would accept."""
+        if self.decoding.num_samples > self.engine.max_num_samples:
+            raise ValueError(f"num_samples {self.decoding.num_samples} is over the limit {self.engine.max_num_samples}")
+        if self.decoding.max_new_tokens > self.engine.max_new_tokens:
+            raise ValueError(
+                f"max_new_tokens {self.decoding.max_new_tokens} is over the limit {self.engine.max_new_tokens}"
+            )
+        return self
 
 
 def env_host(environ: Mapping[str, str] = os.environ) -> str | None:
@@ -110,6 +128,11 @@ def env_port(environ: Mapping[str, str] = os.environ) -> int | None:
     if not 0 <= port <= 65535:
         raise ConfigError(f"LLMSTEP_PORT must be between 0 and 65535, got {port}")
     return port
+
+
+def env_token(environ: Mapping[str, str] = os.environ) -> str | None:
+    """``LLMSTEP_TOKEN``: the bearer token a server requires and a client sends."""
+    return environ.get("LLMSTEP_TOKEN") or None
 
 
 def env_upstream_api_key(environ: Mapping[str, str] = os.environ) -> str | None:

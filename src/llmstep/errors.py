@@ -10,9 +10,11 @@ lives here and nowhere else.
     ├── ConfigError              bad flag, env var or backend name    -   / exit 2
     ├── InvalidRequest           malformed JSON, wrong fields         422 / exit 2
     │   └── MalformedJSON        the body is not JSON at all          400 / exit 2
+    ├── Unauthorized             missing or wrong bearer token        401 / exit 2
     ├── PayloadTooLarge          body or goal over the limit          413 / exit 2
     ├── ContextTooLong           prompt does not fit the model        400 / exit 2
     ├── ModelUnavailable         model missing or failed to load      503 / exit 3
+    ├── ServerBusy               too many requests in flight          503 / exit 3
     ├── ServerUnreachable        client: refused or timed out         -   / exit 3
     ├── BackendError             the engine failed                    500 / exit 4
     │   ├── GenerationTimeout    the engine was too slow              504 / exit 4
@@ -33,7 +35,9 @@ __all__ = [
     "MalformedJSON",
     "ModelUnavailable",
     "PayloadTooLarge",
+    "ServerBusy",
     "ServerUnreachable",
+    "Unauthorized",
     "UpstreamError",
     "error_class_for_code",
 ]
@@ -74,6 +78,14 @@ class MalformedJSON(InvalidRequest):
     http_status = 400
 
 
+class Unauthorized(LLMStepError):
+    """The server wants a bearer token and the request had none, or a wrong one."""
+
+    code = "unauthorized"
+    http_status = 401
+    exit_code = 2
+
+
 class PayloadTooLarge(LLMStepError):
     """The body or the tactic state is over the configured limit."""
 
@@ -96,6 +108,15 @@ class ModelUnavailable(LLMStepError):
     code = "model_unavailable"
     http_status = 503
     exit_code = 3
+
+
+class ServerBusy(LLMStepError):
+    """More requests are in flight than the server accepts; retry after ``retry_after_s``."""
+
+    code = "server_busy"
+    http_status = 503
+    exit_code = 3
+    retry_after_s = 1
 
 
 class ServerUnreachable(LLMStepError):

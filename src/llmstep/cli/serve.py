@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import signal
 import socket
@@ -19,6 +20,7 @@ from llmstep.config import (
     ServeConfig,
     env_host,
     env_port,
+    env_token,
     env_upstream_api_key,
 )
 from llmstep.errors import ConfigError
@@ -28,7 +30,11 @@ __all__ = ["register"]
 log = logging.getLogger("llmstep.serve")
 
 #: Config fields whose flag is not simply the field name in kebab case.
-_FLAGS = {"request_timeout_s": "--request-timeout", "model": "--model"}
+_FLAGS = {
+    "engine.request_timeout_s": "--request-timeout",
+    "engine.max_num_samples": "--limit-num-samples",
+    "engine.max_new_tokens": "--limit-new-tokens",
+}
 
 
 def register(sub: Any) -> None:
@@ -73,6 +79,18 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--request-timeout", type=float, default=engine.request_timeout_s, help="seconds before a request gets 504"
     )
+    p.add_argument(
+        "--token",
+        default=None,
+        help="require 'Authorization: Bearer TOKEN' on every route but /health (default $LLMSTEP_TOKEN)",
+    )
+    p.add_argument("--max-in-flight", type=int, default=64, help="more concurrent requests get 503 (default 64)")
+    p.add_argument("--limit-num-samples", type=int, default=engine.max_num_samples, help="largest num_samples allowed")
+    p.add_argument("--limit-new-tokens", type=int, default=engine.max_new_tokens, help="largest max_new_tokens allowed")
+    p.add_argument(
+        "--max-state-chars", type=int, default=engine.max_state_chars, help="longer states are cut from the left"
+    )
+    p.add_argument("--refuse-long-states", action="store_true", help="answer 413 to long states instead of cutting")
     p.add_argument("--max-body-bytes", type=int, default=1 << 20, help="larger bodies get 413 (default 1 MiB)")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
     p.set_defaults(func=run)
@@ -107,16 +125,30 @@ def build_config(args: argparse.Namespace) -> ServeConfig:
                 batch_window_ms=args.batch_window_ms,
                 max_batch_size=args.max_batch_size,
                 request_timeout_s=args.request_timeout,
+                max_num_samples=args.limit_num_samples,
+                max_new_tokens=args.limit_new_tokens,
+                max_state_chars=args.max_state_chars,
+                refuse_long_states=args.refuse_long_states,
             ),
             host=args.host or env_host() or DEFAULT_HOST,
             port=args.port if args.port is not None else (env_port() or DEFAULT_PORT),
             max_body_bytes=args.max_body_bytes,
+            max_in_flight=args.max_in_flight,
+            token=args.token or env_token(),
         )
     except ValidationError as exc:
         first = exc.errors()[0]
-        name = str(first["loc"][-1])
-        flag = _FLAGS.get(name, "--" + name.replace("_", "-"))
+        where = ".".join(str(part) for part in first["loc"])
+        flag = _FLAGS.get(where, "--" + str(first["loc"][-1]).replace("_", "-"))
         raise ConfigError(f"{flag}: {first['msg']}") from None
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only."""
+    try:
+        return all(ipaddress.ip_address(info[4][0]).is_loopback for info in socket.getaddrinfo(host, None))
+    except (OSError, ValueError):
+        return False
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -142,6 +174,12 @@ def run(args: argparse.Namespace) -> int:
         stream=sys.stderr,
     )
     sock = bind(config.host, config.port)  # before the slow load: a busy port fails fast
+    if not config.token and not is_loopback(config.host):
+        log.warning(
+            "listening on %s without a token: anyone who can reach this port can use the model; "
+            "set --token or LLMSTEP_TOKEN",
+            config.host,
+        )
 
     import uvicorn
 

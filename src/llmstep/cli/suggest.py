@@ -22,6 +22,7 @@ def register(sub: Any) -> None:
     p.add_argument("--url", default=None, help="server URL (default: http://$LLMSTEP_HOST:$LLMSTEP_PORT)")
     p.add_argument("--num-samples", type=int, default=None, help="sequences to generate (server default)")
     p.add_argument("--temperature", type=float, default=None, help="sampling temperature (server default)")
+    p.add_argument("--token", default=None, help="bearer token the server requires (default $LLMSTEP_TOKEN)")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the server (default 30)")
     p.add_argument("--json", action="store_true", help="print the server's scored JSON reply")
     p.set_defaults(func=run)
@@ -32,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from llmstep.client import Client
 
     state = sys.stdin.read() if args.state == "-" else args.state
-    reply = Client(args.url, timeout_s=args.timeout).suggest(
+    reply = Client(args.url, timeout_s=args.timeout, token=args.token).suggest(
         state.rstrip("\n"), args.prefix, num_samples=args.num_samples, temperature=args.temperature
     )
     if args.json:

@@ -33,7 +33,6 @@ class BatchStats:
     batches: int = 0
     requests: int = 0
     largest_batch: int = 0
-    queued: int = 0
 
 
 @dataclass
@@ -56,12 +55,16 @@ class Batcher:
         self.stats = BatchStats()
         self._queue: queue.Queue[_Job | object] = queue.Queue()
         self._held: deque[_Job] = deque()  # taken from the queue but not batchable with the current job
+        self._pending = 0  # submitted and not yet answered
+        self._pending_lock = threading.Lock()
         self._worker = threading.Thread(target=self._run, name="llmstep-batcher", daemon=True)
         self._worker.start()
 
     def submit(self, prompt: str, params: GenerationParams, timeout_s: float | None = None) -> list[Candidate]:
         """Candidates for ``prompt``; raises GenerationTimeout after ``timeout_s`` seconds."""
         job = _Job(prompt, params)
+        with self._pending_lock:
+            self._pending += 1
         self._queue.put(job)
         try:
             return job.future.result(timeout=timeout_s)
@@ -70,6 +73,14 @@ class Batcher:
             raise GenerationTimeout(
                 f"generation took longer than the {timeout_s:g} s deadline; try fewer samples or a shorter prefix"
             ) from None
+        finally:
+            with self._pending_lock:
+                self._pending -= 1
+
+    @property
+    def pending(self) -> int:
+        """Requests submitted and not yet answered: the engine's queue depth."""
+        return self._pending
 
     def close(self) -> None:
         """Stop the worker after the batches already queued."""
@@ -115,7 +126,6 @@ class Batcher:
         self.stats.batches += 1
         self.stats.requests += len(live)
         self.stats.largest_batch = max(self.stats.largest_batch, len(live))
-        self.stats.queued = self._queue.qsize() + len(self._held)
         try:
             results = self.backend.generate([job.prompt for job in live], live[0].params)
         except BaseException as exc:  # handed to every waiting caller; the worker lives on

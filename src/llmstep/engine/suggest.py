@@ -17,7 +17,7 @@ from llmstep.backends.base import Backend, Candidate, GenerationParams
 from llmstep.config import DecodingConfig, EngineConfig
 from llmstep.engine.batching import Batcher
 from llmstep.engine.cache import LRUCache, digest
-from llmstep.errors import BackendError, ContextTooLong, LLMStepError
+from llmstep.errors import BackendError, ContextTooLong, InvalidRequest, LLMStepError, PayloadTooLarge
 from llmstep.protocol.prompt import LLMSTEP_FORMAT, PromptFormat, join_suggestion
 
 __all__ = ["Suggestion", "SuggestionEngine", "Suggestions", "rank"]
@@ -102,6 +102,8 @@ class SuggestionEngine:
     ) -> Suggestions:
         """Ranked tactics for ``tactic_state``, each starting with ``prefix``."""
         params = self.params(num_samples, temperature, max_new_tokens)
+        self.check_limits(params)
+        tactic_state, cut = self.cap_state(tactic_state)
         # The context only matters, and so only splits the cache, for formats that show it to the model.
         used_context = context if self.prompt_format.uses_context else ""
         key = (
@@ -113,9 +115,30 @@ class SuggestionEngine:
         if (hit := self.cache.get(key)) is not None:
             return Suggestions(hit.items, hit.truncated, cached=True)
         prompt, truncated = self.fit_prompt(tactic_state, prefix, used_context, params.max_new_tokens)
-        result = Suggestions(tuple(rank(prefix, self.complete(prompt, params))), truncated)
+        result = Suggestions(tuple(rank(prefix, self.complete(prompt, params))), truncated or cut)
         self.cache.put(key, result)
         return result
+
+    def check_limits(self, params: GenerationParams) -> None:
+        """Refuse (422) what this server is configured not to do, naming the field."""
+        c = self.config
+        if params.num_samples > c.max_num_samples:
+            raise InvalidRequest(
+                f"num_samples: {params.num_samples} is over this server's limit of {c.max_num_samples}"
+            )
+        if params.max_new_tokens > c.max_new_tokens:
+            raise InvalidRequest(
+                f"max_new_tokens: {params.max_new_tokens} is over this server's limit of {c.max_new_tokens}"
+            )
+
+    def cap_state(self, state: str) -> tuple[str, bool]:
+        """The state within ``max_state_chars``: its tail, or a 413 when configured to refuse."""
+        limit = self.config.max_state_chars
+        if len(state) <= limit:
+            return state, False
+        if self.config.refuse_long_states:
+            raise PayloadTooLarge(f"tactic_state: {len(state)} characters is over this server's limit of {limit}")
+        return state[-limit:], True
 
     def fit_prompt(self, state: str, prefix: str, context: str, max_new_tokens: int) -> tuple[str, bool]:
         """The prompt, with the state cut from the left when the whole would overflow the model.
@@ -150,6 +173,7 @@ class SuggestionEngine:
 
     def complete(self, prompt: str, params: GenerationParams) -> list[Candidate]:
         """Raw continuations of a finished prompt, unranked and uncached: for ``/v1/completions``."""
+        self.check_limits(params)
         try:
             return self.batcher.submit(prompt, params, timeout_s=self.config.request_timeout_s)
         except LLMStepError:
@@ -168,6 +192,7 @@ class SuggestionEngine:
             "batches": b.batches,
             "batched_requests": b.requests,
             "largest_batch": b.largest_batch,
+            "queue_depth": self.batcher.pending,
         }
 
     def close(self) -> None:

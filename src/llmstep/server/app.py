@@ -7,11 +7,8 @@ in the lifespan; whoever loads the backend closes it.
 
 from __future__ import annotations
 
-import logging
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
@@ -20,41 +17,13 @@ from llmstep import __version__
 from llmstep.backends import Backend, load_backend
 from llmstep.config import ServeConfig
 from llmstep.engine import SuggestionEngine
+from llmstep.server.auth import BearerAuthMiddleware
 from llmstep.server.errors import install_error_handlers
-from llmstep.server.limits import BodyLimitMiddleware
+from llmstep.server.limits import BodyLimitMiddleware, InFlight, InFlightLimitMiddleware
+from llmstep.server.metrics import AccessLogMiddleware, Metrics
 from llmstep.server.routes import router
 
 __all__ = ["create_app"]
-
-log = logging.getLogger("llmstep.server")
-
-
-class AccessLogMiddleware:
-    """One log line per request: method, path, status, suggestions, time."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        status = 500
-
-        async def send_and_watch(message: dict[str, Any]) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_and_watch)
-        finally:
-            elapsed_ms = (time.perf_counter() - start) * 1000
-            n = (scope.get("state") or {}).get("n_suggestions")
-            extra = f" {n} suggestions" if n is not None else ""
-            log.info("%s %s %d%s %.1f ms", scope["method"], scope["path"], status, extra, elapsed_ms)
 
 
 def create_app(config: ServeConfig | None = None, backend: Backend | None = None) -> FastAPI:
@@ -85,7 +54,19 @@ def create_app(config: ServeConfig | None = None, backend: Backend | None = None
     app.state.engine = None
     install_error_handlers(app)
     app.include_router(router)
-    # Outermost first: the access log sees the 413s the body limit sends.
+
+    def stats() -> dict[str, int]:
+        engine = app.state.engine
+        return engine.stats() if engine is not None else {}
+
+    # Added innermost first. A request meets: access log and metrics, token check, in-flight
+    # limit, body limit, then the routes; so every refusal is logged and counted, and an
+    # unauthenticated caller never takes an in-flight slot.
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
-    app.add_middleware(AccessLogMiddleware)
+    in_flight = InFlight(config.max_in_flight)
+    app.add_middleware(InFlightLimitMiddleware, in_flight=in_flight)
+    if config.token:
+        app.add_middleware(BearerAuthMiddleware, token=config.token)
+    app.state.metrics = Metrics(stats, in_flight=lambda: in_flight.count)
+    app.add_middleware(AccessLogMiddleware, metrics=app.state.metrics)
     return app

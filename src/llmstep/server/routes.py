@@ -14,6 +14,8 @@ import uuid
 from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from llmstep.backends.base import GenerationParams
 from llmstep.engine import Suggestion, SuggestionEngine, Suggestions
@@ -133,3 +135,9 @@ def health(request: Request) -> HealthResponse:
         prompt_format=engine.prompt_format.name,
         stats=engine.stats(),
     )
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
+def metrics(request: Request) -> PlainTextResponse:
+    """Requests by route and status, errors by code, latency, in-flight, queue depth, cache hits."""
+    return PlainTextResponse(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
