@@ -60,19 +60,28 @@ def resolveUrl (configured : String) : IO String := do
   let port := ((← IO.getEnv "LLMSTEP_PORT").filter (!·.isEmpty)).getD "6000"
   return s!"http://{host}:{port}"
 
+/-- The bearer token to send: a non-empty `configured` (the `llmstep.token` option), else
+`LLMSTEP_TOKEN`, else none (the empty string). -/
+def resolveToken (configured : String) : IO String := do
+  if !configured.isEmpty then
+    return configured
+  return ((← IO.getEnv "LLMSTEP_TOKEN").filter (!·.isEmpty)).getD ""
+
 /-- `<url>/v1/suggest`, whether or not `url` ends in a slash. -/
 def suggestEndpoint (url : String) : String :=
   if url.endsWith "/" then url ++ "v1/suggest" else url ++ "/v1/suggest"
 
 /-- curl's arguments: an argument array, never a shell string. `--write-out` appends a newline and
-the HTTP status after the body, which is how non-200 answers are told apart. -/
-def curlArgs (url : String) (timeoutSeconds : Nat) : Array String :=
+the HTTP status after the body, which is how non-200 answers are told apart. A non-empty `token`
+is sent as `Authorization: Bearer <token>`. -/
+def curlArgs (url : String) (timeoutSeconds : Nat) (token : String := "") : Array String :=
   #["--silent", "--show-error", "--request", "POST",
     "--header", "Content-Type: application/json",
     -- `@-`: the body comes on stdin, byte for byte (`-d` would strip the goals' newlines).
     "--data-binary", "@-",
     "--write-out", "\n%{http_code}"] ++
   (if timeoutSeconds > 0 then #["--max-time", toString timeoutSeconds] else #[]) ++
+  (if token.isEmpty then #[] else #["--header", s!"Authorization: Bearer {token}"]) ++
   #[suggestEndpoint url]
 
 /-- At most `limit` characters of `s` on one line, for error messages. -/
@@ -126,10 +135,11 @@ private def runCurl (args : Array String) (input : String) :
   catch e =>
     return .error (toString e)
 
-/-- Posts `req` to the server at `url`; suggestions best first, or why there are none. -/
-def postSuggest (url : String) (timeoutSeconds : Nat) (req : Request) :
+/-- Posts `req` to the server at `url` (with `token`, if non-empty); suggestions best first, or why
+there are none. -/
+def postSuggest (url : String) (timeoutSeconds : Nat) (token : String) (req : Request) :
     IO (Except ClientError (Array ScoredTactic)) := do
-  match ← runCurl (curlArgs url timeoutSeconds) req.body with
+  match ← runCurl (curlArgs url timeoutSeconds token) req.body with
   | .error detail => return .error (.curlMissing detail)
   | .ok out => return interpret url timeoutSeconds out
 

@@ -21,6 +21,13 @@ register_option llmstep.url : String := {
     (defaults localhost and 6000)"
 }
 
+/-- Bearer token for a server started with `llmstep serve --token` (or `LLMSTEP_TOKEN`). Empty (the
+default) means: read the environment variable `LLMSTEP_TOKEN`; still empty, no token is sent. -/
+register_option llmstep.token : String := {
+  defValue := ""
+  descr := "bearer token for a server that requires one; empty means $LLMSTEP_TOKEN"
+}
+
 /-- Seconds to wait for the server's answer (curl's `--max-time`); `0` waits without limit.
 Lean cannot interrupt the request, so an edit made while it waits takes effect only afterwards. -/
 register_option llmstep.timeout : Nat := {

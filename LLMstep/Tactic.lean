@@ -155,11 +155,12 @@ def runLLMstep (origSpan : Syntax) (tacticPrefix : String) : TacticM Unit := do
   let state ← stateForServer
   let opts ← getOptions
   let url ← resolveUrl (llmstep.url.get opts)
+  let token ← resolveToken (llmstep.token.get opts)
   let timeout := llmstep.timeout.get opts
   let request : Request :=
     { tacticState := state, tacticPrefix, numSamples := max 1 (llmstep.numSuggestions.get opts) }
   trace[llmstep] "POST {suggestEndpoint url} {request.body}"
-  match ← postSuggest url timeout request with
+  match ← postSuggest url timeout token request with
   | .error err => throwError m!"{err.message}"
   | .ok reply => suggestFromReply origSpan state reply
 
@@ -174,8 +175,8 @@ first, marked 🎉; the others show the goals they leave, fewest first. Suggesti
 itself changes nothing, so the proof stays unfinished until you pick a suggestion.
 
 Options: `llmstep.url` (server; default from `LLMSTEP_HOST`/`LLMSTEP_PORT`, else
-`http://localhost:6000`), `llmstep.timeout` (seconds), `llmstep.numSuggestions`, `llmstep.check`
-and `llmstep.maxHeartbeats` (per suggestion, in thousands). `set_option trace.llmstep true` shows
+`http://localhost:6000`), `llmstep.token` (default `LLMSTEP_TOKEN`), `llmstep.timeout` (seconds),
+`llmstep.numSuggestions`, `llmstep.check` and `llmstep.maxHeartbeats` (per suggestion, in thousands). `set_option trace.llmstep true` shows
 the request and the fate of every suggestion.
 -/
 elab (name := llmstepTac) "llmstep" tacticPrefix:(str)? : tactic => do

@@ -92,3 +92,13 @@ Keys sorted, newlines escaped, `⊢` left as it is. `wire_examples.json` holds m
 /-- info: "http://10.0.0.2:8080" -/
 #guard_msgs in
 #eval LLMstep.resolveUrl "http://10.0.0.2:8080"
+
+/-! A token, when set, goes in an `Authorization` header; none is sent otherwise. -/
+
+/-- info: true -/
+#guard_msgs in
+#eval (LLMstep.curlArgs "http://h:1" 0 "s3cret").contains "Authorization: Bearer s3cret"
+
+/-- info: false -/
+#guard_msgs in
+#eval (LLMstep.curlArgs "http://h:1" 0).any (·.startsWith "Authorization")
