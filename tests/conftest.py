@@ -14,6 +14,9 @@ from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# One torch thread per process: the suite runs servers in subprocesses beside itself, and on a
+# 2-core machine several processes each spinning 2 threads run 5-20x slower than 1 thread each.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest
 
