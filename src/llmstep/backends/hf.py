@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from llmstep.backends.base import Candidate, GenerationParams
+from llmstep.backends.candidates import cut_candidate
 from llmstep.config import ModelConfig
 from llmstep.errors import ModelUnavailable
 
@@ -123,7 +124,7 @@ class HFBackend:
             generated, logprobs = self._generate_batch(list(prompts), params)
         stop_ids = self._stop_token_ids(params.stop)
         rows = [
-            self._candidate(ids, lps, stop_ids, params.stop)
+            cut_candidate(ids, lps, stop_ids, params.stop, self._decode)
             for ids, lps in zip(generated.tolist(), logprobs.float().tolist(), strict=True)
         ]
         per_prompt = len(rows) // len(prompts)  # rows come prompt-major
@@ -209,34 +210,8 @@ class HFBackend:
             self.shared_prefill = False
             return self.model.generate(**enc, num_return_sequences=n, **kwargs)
 
-    def _candidate(self, ids: list[int], logprobs: list[float], stop_ids: set[int], stop: Sequence[str]) -> Candidate:
-        """Cut one sequence at its first stop and score the tokens up to and including the stop."""
-        end = next((k for k, t in enumerate(ids) if t in stop_ids), None)
-        body = ids if end is None else ids[:end]
-        used = len(body) if end is None else end + 1
-        text = self._decode(body)
-        cut = min((i for i in (text.find(s) for s in stop) if i != -1), default=-1)
-        if cut != -1:
-            text = text[:cut]
-            used = self._tokens_covering(body, cut)
-        used = max(1, min(used, len(logprobs)))
-        scored = tuple(logprobs[:used])
-        finish = "length" if end is None and cut == -1 else "stop"
-        return Candidate(text=text, score=sum(scored) / used, token_logprobs=scored, finish_reason=finish)
-
-    def _decode(self, ids: list[int]) -> str:
-        return self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
-
-    def _tokens_covering(self, ids: list[int], n_chars: int) -> int:
-        """The fewest leading tokens whose text reaches past ``n_chars``: the step up to its stop token."""
-        lo, hi = 1, len(ids)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if len(self._decode(ids[:mid])) > n_chars:
-                hi = mid
-            else:
-                lo = mid + 1
-        return lo
+    def _decode(self, ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(list(ids), skip_special_tokens=False, clean_up_tokenization_spaces=False)
 
     def close(self) -> None:
         """Drop the model; frees accelerator memory when nothing else holds it."""

@@ -34,6 +34,7 @@ _FLAGS = {
     "engine.request_timeout_s": "--request-timeout",
     "engine.max_num_samples": "--limit-num-samples",
     "engine.max_new_tokens": "--limit-new-tokens",
+    "model.upstream_timeout_s": "--upstream-timeout",
 }
 
 
@@ -64,6 +65,9 @@ def register(sub: Any) -> None:
     p.add_argument("--upstream-url", default=None, help="OpenAI-compatible server to forward to (openai backend)")
     p.add_argument(
         "--upstream-model", default=None, help="model name at the upstream; key from $LLMSTEP_UPSTREAM_API_KEY"
+    )
+    p.add_argument(
+        "--upstream-timeout", type=float, default=60.0, help="seconds to wait for the upstream server (default 60)"
     )
     p.add_argument("--num-samples", type=int, default=defaults.num_samples, help="sequences per request")
     p.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens, help="longest tactic in tokens")
@@ -112,6 +116,7 @@ def build_config(args: argparse.Namespace) -> ServeConfig:
                 upstream_url=args.upstream_url,
                 upstream_model=args.upstream_model,
                 upstream_api_key=env_upstream_api_key(),
+                upstream_timeout_s=args.upstream_timeout,
             ),
             decoding=DecodingConfig(
                 num_samples=args.num_samples,

@@ -1,0 +1,46 @@
+"""From generated token ids to a candidate: where the step ends, and its score.
+
+Every local backend shares this rule, so scores compare across engines: a
+stop token ends the step and is scored; a stop string inside the text ends it
+at the first token that reaches into the string, which is scored too; the
+score is the mean log-probability of the scored tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from llmstep.backends.base import Candidate
+
+__all__ = ["cut_candidate"]
+
+
+def cut_candidate(
+    ids: Sequence[int],
+    logprobs: Sequence[float],
+    stop_ids: set[int],
+    stop: Sequence[str],
+    decode: Callable[[Sequence[int]], str],
+) -> Candidate:
+    """Cut one sequence at its first stop and score the tokens up to and including the stop."""
+    end = next((k for k, t in enumerate(ids) if t in stop_ids), None)
+    body = list(ids if end is None else ids[:end])
+    used = len(body) if end is None else end + 1
+    text = decode(body)
+    cut = min((i for i in (text.find(s) for s in stop if s) if i != -1), default=-1)
+    if cut != -1:
+        text = text[:cut]
+        # The fewest leading tokens whose text reaches past the cut: the step and its stop's first token.
+        lo, hi = 1, len(body)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if len(decode(body[:mid])) > cut:
+                hi = mid
+            else:
+                lo = mid + 1
+        used = lo
+    used = max(1, min(used, len(logprobs)))
+    scored = tuple(float(x) for x in logprobs[:used])
+    finish = "length" if end is None and cut == -1 else "stop"
+    score = sum(scored) / len(scored) if scored else 0.0
+    return Candidate(text=text, score=score, token_logprobs=scored, finish_reason=finish)

@@ -1,0 +1,178 @@
+"""The openai backend: forward prompts to an OpenAI-compatible ``/v1/completions`` server.
+
+The upstream can be another llmstep server, ``vllm serve``, llama.cpp's
+server, Ollama, or a hosted endpoint. Each prompt is one request (several
+prompts go out concurrently); the upstream applies the stop strings and
+returns per-token log-probabilities, whose mean is the score, as in the other
+backends. An upstream that sends no log-probabilities gets score 0.0 for
+every choice, so its own order ranks them.
+
+Every failure of the upstream is translated here, once: unreachable or a bad
+reply → :class:`~llmstep.errors.UpstreamError`, too slow →
+:class:`~llmstep.errors.GenerationTimeout`, each with the upstream's own words.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+
+from llmstep.backends.base import Candidate, GenerationParams
+from llmstep.config import ModelConfig
+from llmstep.errors import ConfigError, GenerationTimeout, UpstreamError
+
+__all__ = ["OpenAIBackend", "completions_url"]
+
+#: OpenAI accepts at most four stop strings; the rest are applied here, after the reply.
+MAX_UPSTREAM_STOPS = 4
+#: Requests in flight at once for one batch of prompts.
+MAX_CONCURRENT_REQUESTS = 8
+
+
+def completions_url(base_url: str) -> str:
+    """``{base}/v1/completions`` for a base URL given with or without ``/v1`` (or the full path)."""
+    base = base_url.strip().rstrip("/")
+    if base.endswith("/v1/completions"):
+        return base
+    if not base.endswith("/v1"):
+        base += "/v1"
+    return base + "/completions"
+
+
+def _error_text(response: httpx.Response) -> str:
+    """The upstream's own error message: OpenAI's and llmstep's ``error.message``, FastAPI's ``detail``, or the body."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])
+        if isinstance(error, str):
+            return error
+        if body.get("detail"):
+            return json.dumps(body["detail"]) if not isinstance(body["detail"], str) else body["detail"]
+    text = " ".join(response.text.split())
+    return text[:300] or "(empty body)"
+
+
+def _cut_at_stops(text: str, stop: Sequence[str]) -> tuple[str, bool]:
+    """``text`` before its first stop string, for stops the upstream did not apply; and whether it was cut."""
+    cut = min((i for i in (text.find(s) for s in stop if s) if i != -1), default=-1)
+    return (text, False) if cut == -1 else (text[:cut], True)
+
+
+def _choice_logprobs(choice: dict[str, Any], kept_chars: int | None) -> tuple[float, ...]:
+    """The choice's token log-probabilities, limited to the tokens covering ``kept_chars`` when we cut the text."""
+    logprobs = choice.get("logprobs") or {}
+    values = logprobs.get("token_logprobs") or []
+    tokens = logprobs.get("tokens") or []
+    if kept_chars is not None and len(tokens) == len(values):
+        covered, used = 0, 0
+        while used < len(tokens) and covered <= kept_chars:
+            covered += len(tokens[used])
+            used += 1
+        values = values[:used]  # up to and including the token that holds the stop
+    return tuple(float(v) for v in values if isinstance(v, int | float))
+
+
+class OpenAIBackend:
+    """An HTTP client for one upstream model behind an OpenAI-compatible API."""
+
+    name = "openai"
+
+    def __init__(self, config: ModelConfig) -> None:
+        if not config.upstream_url:
+            raise ConfigError(
+                "the openai backend needs --upstream-url, the base URL of an OpenAI-compatible server "
+                "(for example http://localhost:8000/v1)"
+            )
+        if not config.upstream_url.startswith(("http://", "https://")):
+            raise ConfigError(f"--upstream-url must start with http:// or https://, got {config.upstream_url!r}")
+        self.url = completions_url(config.upstream_url)
+        # Servers that host one model ignore the name; vLLM and hosted APIs need it.
+        self.model_id = config.upstream_model or config.model
+        self.timeout_s = config.upstream_timeout_s
+        headers = {"Authorization": f"Bearer {config.upstream_api_key}"} if config.upstream_api_key else {}
+        self._client = httpx.Client(timeout=config.upstream_timeout_s, headers=headers)
+
+    def generate(self, prompts: Sequence[str], params: GenerationParams) -> list[list[Candidate]]:
+        """One request per prompt, sent concurrently; see :class:`~llmstep.backends.base.Backend`."""
+        if len(prompts) == 1:
+            return [self._complete(prompts[0], params)]
+        with ThreadPoolExecutor(max_workers=min(len(prompts), MAX_CONCURRENT_REQUESTS)) as pool:
+            return list(pool.map(lambda p: self._complete(p, params), prompts))
+
+    def request_body(self, prompt: str, params: GenerationParams) -> dict[str, Any]:
+        """The ``/v1/completions`` body for one prompt."""
+        greedy = params.decoding == "sample" and params.temperature == 0.0
+        body: dict[str, Any] = {
+            "model": self.model_id,
+            "prompt": prompt,
+            "n": 1 if greedy else params.num_samples,  # greedy samples would all be the same
+            "max_tokens": params.max_new_tokens,
+            "temperature": params.temperature,
+            "stop": list(params.stop[:MAX_UPSTREAM_STOPS]),
+            "logprobs": 1,  # one alternative is the least servers allow; we read only the chosen token's
+        }
+        if params.decoding == "beam":
+            body.update(use_beam_search=True, temperature=0.0)  # vLLM's extension; llmstep servers accept it
+        if params.seed is not None:
+            body["seed"] = params.seed
+        return body
+
+    def _post(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Send one request; every transport or protocol failure leaves as an llmstep error."""
+        try:
+            response = self._client.post(self.url, json=body)
+        except httpx.ConnectTimeout as exc:
+            raise UpstreamError(
+                f"cannot reach the upstream server at {self.url}: no connection within {self.timeout_s:g} s"
+            ) from exc
+        except httpx.TimeoutException as exc:
+            raise GenerationTimeout(
+                f"the upstream server at {self.url} did not answer within {self.timeout_s:g} s"
+            ) from exc
+        except httpx.HTTPError as exc:
+            reason = str(exc) or type(exc).__name__
+            raise UpstreamError(
+                f"cannot reach the upstream server at {self.url}: {reason}; is it running? check --upstream-url"
+            ) from exc
+        if not response.is_success:
+            hint = "; check $LLMSTEP_UPSTREAM_API_KEY" if response.status_code in (401, 403) else ""
+            raise UpstreamError(
+                f"the upstream server at {self.url} answered {response.status_code}: {_error_text(response)}{hint}"
+            )
+        try:
+            reply = response.json()
+            choices = reply["choices"]
+            if not isinstance(choices, list):
+                raise TypeError("choices is not a list")
+        except (ValueError, KeyError, TypeError) as exc:
+            snippet = " ".join(response.text.split())[:200] or "(empty body)"
+            raise UpstreamError(
+                f"the upstream server at {self.url} did not send a completions reply ({exc}): {snippet}"
+            ) from exc
+        return reply
+
+    def _complete(self, prompt: str, params: GenerationParams) -> list[Candidate]:
+        reply = self._post(self.request_body(prompt, params))
+        candidates = []
+        for choice in reply["choices"][: params.num_samples]:
+            if not isinstance(choice, dict) or not isinstance(choice.get("text"), str):
+                raise UpstreamError(f"the upstream server at {self.url} sent a choice without text: {choice!r:.200}")
+            text, cut = _cut_at_stops(choice["text"], params.stop)
+            logprobs = _choice_logprobs(choice, len(text) if cut else None)
+            finish = "length" if choice.get("finish_reason") == "length" and not cut else "stop"
+            score = sum(logprobs) / len(logprobs) if logprobs else 0.0
+            candidates.append(Candidate(text=text, score=score, token_logprobs=logprobs, finish_reason=finish))
+        return candidates
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._client.close()

@@ -1,0 +1,61 @@
+"""``llmstep convert``: turn a transformers model into another engine's format.
+
+Only parsing and printing here; the conversion is ``llmstep.convert``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+__all__ = ["register"]
+
+#: Mirrors ``llmstep.convert.ct2.CT2_QUANTIZATIONS``, kept here so ``--help`` imports nothing heavy.
+_CT2_QUANTIZATIONS = (
+    "int8",
+    "int8_float32",
+    "int8_float16",
+    "int8_bfloat16",
+    "int16",
+    "float16",
+    "bfloat16",
+    "float32",
+)
+
+
+def register(subparsers: Any) -> None:
+    """Add ``convert`` and its ``ct2`` target to the top-level parser."""
+    parser = subparsers.add_parser(
+        "convert", help="convert a model for a faster backend", description=__doc__.splitlines()[0]
+    )
+    targets = parser.add_subparsers(dest="target", metavar="TARGET", required=True)
+    ct2 = targets.add_parser(
+        "ct2",
+        help="CTranslate2, for `llmstep serve --backend ct2` (needs llmstep[ct2])",
+        description=(
+            "Convert a transformers causal LM into a CTranslate2 model directory, tokenizer included; "
+            "then run `llmstep serve --backend ct2 --model OUT_DIR`."
+        ),
+    )
+    ct2.add_argument("model_dir", metavar="MODEL_DIR", help="transformers model directory (config.json + weights)")
+    ct2.add_argument("out_dir", metavar="OUT_DIR", help="directory to write the CTranslate2 model to")
+    ct2.add_argument(
+        "--quantization",
+        choices=_CT2_QUANTIZATIONS,
+        default="int8",
+        help="how the weights are stored (default int8; float32 keeps transformers' numbers)",
+    )
+    ct2.add_argument("--force", action="store_true", help="replace OUT_DIR if it holds an earlier conversion")
+    ct2.set_defaults(func=run_ct2)
+
+
+def run_ct2(args: argparse.Namespace) -> int:
+    """Convert, then say where the model is and how to serve it."""
+    from llmstep.convert import convert_to_ct2
+
+    start = time.perf_counter()
+    out = convert_to_ct2(args.model_dir, args.out_dir, quantization=args.quantization, force=args.force)
+    print(f"converted {args.model_dir} to {out} ({args.quantization}) in {time.perf_counter() - start:.1f} s")
+    print(f"serve it with: llmstep serve --backend ct2 --model {out}")
+    return 0
