@@ -1,0 +1,196 @@
+"""``llmstep eval``: accuracy@k, latency and failures of a server or a model on held-out proof steps.
+
+Only parsing, wiring and printing here; the work is ``llmstep.evaluate``.
+The report is written even when the run stops early (Ctrl-C, too many
+failed requests), marked partial, before the command exits non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from llmstep.errors import ConfigError
+
+__all__ = ["register"]
+
+_EPILOG = """\
+examples:
+  llmstep eval --data data/test.jsonl --url http://localhost:6000 -k 1,5,10 --out eval/served
+  llmstep eval --data random/test.json --model out/tiny --decoding beam --num-samples 10 --out eval/tiny
+  llmstep eval --compare eval/served/report.json eval/tiny/report.json
+See docs/evaluation.md for what each metric means.
+"""
+
+
+def _ks(text: str) -> list[int]:
+    try:
+        ks = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 1,5,10, got {text!r}") from None
+    if not ks or ks[0] < 1:
+        raise argparse.ArgumentTypeError(f"every k must be at least 1, got {text!r}")
+    return ks
+
+
+def register(subparsers: Any) -> None:
+    """Add ``eval`` to the top-level parser."""
+    p = subparsers.add_parser(
+        "eval",
+        help="measure accuracy@k and latency on held-out proof steps",
+        description=(
+            "Ask a running server (--url) or a model loaded here (--model) for suggestions on every step of a "
+            "proofstep JSONL or LeanDojo JSON file, and write report.json, report.md and plots."
+        ),
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--data", metavar="TEST.jsonl", help="proofstep JSONL (llmstep data ...) or a LeanDojo JSON file")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--url", help="a running llmstep server; it decodes as `llmstep serve` was told to")
+    source.add_argument("--model", metavar="DIR_OR_ID", help="load this model here instead")
+    source.add_argument(
+        "--compare", nargs=2, metavar=("A.json", "B.json"), help="print two reports side by side and exit"
+    )
+    p.add_argument("-k", type=_ks, default=[1, 5, 10], metavar="K,K,...", help="accuracy@k for these k (1,5,10)")
+    p.add_argument("--num-samples", type=int, help="suggestions asked per request (default: the largest k)")
+    p.add_argument("--limit", type=int, help="evaluate only the first N examples")
+    p.add_argument("--out", default="eval-report", metavar="DIR", help="report folder (default ./eval-report)")
+    p.add_argument(
+        "--max-failure-rate",
+        type=float,
+        default=0.2,
+        help="stop, with a partial report and a non-zero exit, once more than this fraction fails (default 0.2)",
+    )
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the server per request (60)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots (needs no matplotlib)")
+    model = p.add_argument_group("--model only")
+    model.add_argument("--backend", default="hf", help="generation engine: hf (default), ct2, vllm, openai")
+    model.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
+    model.add_argument("--dtype", choices=["auto", "float32", "float16", "bfloat16"], default="auto")
+    model.add_argument(
+        "--decoding", choices=["beam", "sample"], help="beam (default; deterministic) or sample (set --seed)"
+    )
+    model.add_argument("--seed", type=int, help="seed each request's sampling, for a reproducible run")
+    model.add_argument("--temperature", type=float, help="sampling temperature (0.5; with --url: sent to the server)")
+    model.add_argument("--max-new-tokens", type=int, default=128, help="longest tactic in tokens (128)")
+    p.set_defaults(func=run)
+
+
+def _check(args: argparse.Namespace) -> int:
+    """Flag combinations argparse cannot express; returns num_samples."""
+    if not args.data:
+        raise ConfigError("pass --data TEST.jsonl (or --compare A.json B.json)")
+    if not (args.url or args.model):
+        raise ConfigError("pass --url of a running server, or --model to load one here")
+    if args.url and (args.decoding or args.seed is not None):
+        raise ConfigError(
+            "--decoding and --seed apply to --model; a server decodes as `llmstep serve --decoding/--seed` set it"
+        )
+    if not 0.0 <= args.max_failure_rate <= 1.0:
+        raise ConfigError(f"--max-failure-rate must be between 0 and 1, got {args.max_failure_rate}")
+    if args.limit is not None and args.limit < 1:
+        raise ConfigError(f"--limit must be at least 1, got {args.limit}")
+    num_samples = args.num_samples or max(args.k)
+    if not 1 <= num_samples <= 64:
+        raise ConfigError(f"--num-samples must be between 1 and 64, got {num_samples}")
+    return num_samples
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate, or compare two reports; see the module docstring for the exit behaviour."""
+    from llmstep.evaluate import compare_reports, load_report
+
+    if args.compare:
+        print(compare_reports(load_report(args.compare[0]), load_report(args.compare[1])))
+        return 0
+    num_samples = _check(args)
+
+    from llmstep.evaluate import load_examples
+
+    examples, data_format = load_examples(args.data, args.limit)
+    if args.url:
+        from llmstep.evaluate import ClientSuggester
+
+        suggester: Any = ClientSuggester(
+            args.url, num_samples=num_samples, temperature=args.temperature, timeout_s=args.timeout
+        )
+        decoding: dict[str, Any] = {"decoding": "server", "temperature": args.temperature}
+        return _evaluate(args, examples, data_format, suggester, num_samples, decoding)
+
+    from llmstep.backends import load_backend
+    from llmstep.config import DecodingConfig, EngineConfig, ModelConfig
+    from llmstep.engine.suggest import SuggestionEngine
+    from llmstep.evaluate import EngineSuggester
+
+    config = DecodingConfig(
+        num_samples=num_samples,
+        temperature=0.5 if args.temperature is None else args.temperature,
+        max_new_tokens=args.max_new_tokens,
+        decoding=args.decoding or "beam",
+        seed=args.seed,
+    )
+    backend = load_backend(ModelConfig(model=args.model, backend=args.backend, device=args.device, dtype=args.dtype))
+    # No cache (a repeated state would time as free) and no batch window (requests come one at a time).
+    engine = SuggestionEngine(backend, config, config=EngineConfig(cache_size=0, batch_window_ms=0))
+    try:
+        decoding = config.model_dump(exclude={"num_samples"})
+        suggester = EngineSuggester(engine, num_samples=num_samples)
+        return _evaluate(args, examples, data_format, suggester, num_samples, decoding)
+    finally:
+        engine.close()
+        backend.close()
+
+
+def _evaluate(
+    args: argparse.Namespace,
+    examples: list[Any],
+    data_format: str,
+    suggester: Any,
+    num_samples: int,
+    decoding: dict[str, Any],
+) -> int:
+    """Run, write every output, print where they are; then exit 130 on Ctrl-C or raise on too many failures."""
+    from llmstep.evaluate import provenance, run_eval, summarize, write_plots, write_report
+
+    meta = provenance(
+        data=args.data,
+        data_format=data_format,
+        limit=args.limit,
+        source=suggester.describe(),
+        ks=args.k,
+        num_samples=num_samples,
+        decoding=decoding,
+        max_failure_rate=args.max_failure_rate,
+    )
+    run_ = run_eval(examples, suggester, max_failure_rate=args.max_failure_rate, progress=not args.no_progress)
+    report = summarize(run_, meta)
+    files = write_report(report, run_, args.out)
+    if not args.no_plots:
+        latencies = [r.latency_s for r in run_.results if r.latency_s is not None]
+        try:
+            files += write_plots(report, latencies, args.out)
+        except ModuleNotFoundError as exc:
+            if exc.name != "matplotlib":
+                raise
+            print("note: no plots: matplotlib is not installed (pip install matplotlib)", file=sys.stderr)
+    print(_headline(report))
+    print(f"wrote {', '.join(f.name for f in files)} to {args.out}")
+    if run_.interrupted:
+        print(f"interrupted: the partial report in {args.out} covers {len(run_.results)} examples", file=sys.stderr)
+        return 130
+    if run_.abort_error is not None:
+        err = run_.abort_error
+        raise type(err)(f"{err.message}; partial report written to {args.out}")
+    return 0
+
+
+def _headline(report: dict[str, Any]) -> str:
+    s = report["summary"]
+    acc = ", ".join(
+        f"{match}@{k} {value:.3f}" for match in ("exact", "loose") for k, value in s["accuracy"][match].items()
+    )
+    status = " (PARTIAL)" if report["status"] == "partial" else ""
+    return f"{s['n']} examples{status}: {acc}; {s['failures']} failed"
