@@ -3,16 +3,43 @@
 Every local backend shares this rule, so scores compare across engines: a
 stop token ends the step and is scored; a stop string inside the text ends it
 at the first token that reaches into the string, which is scored too; the
-score is the mean log-probability of the scored tokens.
+score is the mean log-probability of the scored tokens. ``TokenizerTools``
+holds the tokenizer questions the rule needs, answered once for all backends.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from llmstep.backends.base import Candidate
 
-__all__ = ["cut_candidate"]
+__all__ = ["TokenizerTools", "cut_candidate"]
+
+
+class TokenizerTools:
+    """Mixin for backends with a Hugging Face tokenizer in ``self.tokenizer``."""
+
+    tokenizer: Any
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens ``text`` takes in a prompt: lets the engine fit long states into the window."""
+        return len(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def _decode(self, ids: Sequence[int]) -> str:
+        """The exact text of ``ids``: special tokens kept, spacing untouched."""
+        return self.tokenizer.decode(list(ids), skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
+    def _single_token(self, text: str) -> int | None:
+        """The id of ``text`` when it is exactly one token, else None."""
+        encoded = self.tokenizer.encode(text, add_special_tokens=False)
+        return encoded[0] if len(encoded) == 1 and self._decode(encoded) == text else None
+
+    def _stop_token_ids(self, stop: Sequence[str]) -> set[int]:
+        """Ids that end a step: end-of-text, padding, and the stop strings that are one token."""
+        tok = self.tokenizer
+        ids = {i for i in (tok.pad_token_id, tok.eos_token_id) if i is not None}
+        return ids | {i for i in map(self._single_token, stop) if i is not None}
 
 
 def cut_candidate(

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from llmstep.backends.base import Candidate, GenerationParams
-from llmstep.backends.candidates import cut_candidate
+from llmstep.backends.candidates import TokenizerTools, cut_candidate
 from llmstep.config import ModelConfig
 from llmstep.convert.ct2 import PROVENANCE_FILE, import_ctranslate2, is_ct2_model_dir
 from llmstep.errors import ConfigError, ModelUnavailable
@@ -100,7 +100,7 @@ def _context_window(path: Path) -> int | None:
     return value if isinstance(value, int) and value > 0 else None
 
 
-class CT2Backend:
+class CT2Backend(TokenizerTools):
     """A ``ctranslate2.Generator`` with the tokenizer saved beside it."""
 
     name = "ct2"
@@ -131,7 +131,6 @@ class CT2Backend:
             ) from exc
         self._ct2 = ctranslate2
         self._lock = threading.Lock()
-        self._end_ids = {i for i in (self.tokenizer.pad_token_id, self.tokenizer.eos_token_id) if i is not None}
         #: Longest prompt + continuation, from the conversion record; None when unknown.
         self.context_window: int | None = _context_window(path)
         self._vocabulary = _vocabulary(path)
@@ -141,22 +140,6 @@ class CT2Backend:
         if self._vocabulary is not None:
             return [self._vocabulary[i] for i in ids]
         return self.tokenizer.convert_ids_to_tokens(list(ids))
-
-    def count_tokens(self, text: str) -> int:
-        """Tokens ``text`` takes in a prompt: lets the engine fit long states into the window."""
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-
-    def _stop_token_ids(self, stop: Sequence[str]) -> set[int]:
-        """End-of-text, padding, and stop strings that are one token, so decoding halts on them."""
-        ids = set(self._end_ids)
-        for s in stop:
-            encoded = self.tokenizer.encode(s, add_special_tokens=False)
-            if len(encoded) == 1 and self._decode(encoded) == s:
-                ids.add(encoded[0])
-        return ids
-
-    def _decode(self, ids: Sequence[int]) -> str:
-        return self.tokenizer.decode(list(ids), skip_special_tokens=False, clean_up_tokenization_spaces=False)
 
     def generate(self, prompts: Sequence[str], params: GenerationParams) -> list[list[Candidate]]:
         """One ``generate_batch`` for all prompts; see :class:`~llmstep.backends.base.Backend`."""

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from llmstep.backends.base import Candidate, GenerationParams
-from llmstep.backends.candidates import cut_candidate
+from llmstep.backends.candidates import TokenizerTools, cut_candidate
 from llmstep.config import ModelConfig
 from llmstep.errors import ModelUnavailable
 
@@ -68,7 +68,7 @@ def check_local_model(model: str) -> None:
         raise ModelUnavailable(f"{model!r} has no config.json, so it is not a model directory; {hint}")
 
 
-class HFBackend:
+class HFBackend(TokenizerTools):
     """A transformers ``AutoModelForCausalLM`` with its tokenizer."""
 
     name = "hf"
@@ -96,7 +96,6 @@ class HFBackend:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         # Decoder-only batches pad on the left, so every prompt ends where generation starts.
         self.tokenizer.padding_side = "left"
-        self._end_ids = {i for i in (self.tokenizer.pad_token_id, self.tokenizer.eos_token_id) if i is not None}
         #: Prefill the prompt once and share its cache across samples; off if the model refuses.
         self.shared_prefill = True
         # transformers 5 renamed `past_key_values` to `cache`; older releases know only the old name.
@@ -106,15 +105,6 @@ class HFBackend:
         self.context_window: int | None = next(
             (v for v in (getattr(cfg, k, None) for k in ("max_position_embeddings", "n_positions")) if v), None
         )
-
-    def count_tokens(self, text: str) -> int:
-        """Tokens ``text`` takes in a prompt: lets the engine fit long states into the window."""
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-
-    def _stop_token_ids(self, stop: Sequence[str]) -> set[int]:
-        """Token ids that end a step: end-of-text, padding, and stop strings that are one token."""
-        vocab = self.tokenizer.get_vocab()
-        return self._end_ids | {vocab[s] for s in stop if s in vocab}
 
     def generate(self, prompts: Sequence[str], params: GenerationParams) -> list[list[Candidate]]:
         """All prompts and all their samples in one ``generate`` call; see the Backend protocol."""
@@ -135,7 +125,7 @@ class HFBackend:
         torch = self._torch
         enc = self.tokenizer(prompts, return_tensors="pt", padding=True).to(self.device)
         stop_ids = self._stop_token_ids(params.stop)
-        text_stops = [s for s in params.stop if s not in self.tokenizer.get_vocab()]
+        text_stops = [s for s in params.stop if self._single_token(s) is None]
         kwargs: dict[str, Any] = {
             "max_new_tokens": params.max_new_tokens,
             "eos_token_id": sorted(stop_ids),
@@ -209,9 +199,6 @@ class HFBackend:
             log.warning("shared prefill is not supported by this model (%s); prefilling per sample", exc)
             self.shared_prefill = False
             return self.model.generate(**enc, num_return_sequences=n, **kwargs)
-
-    def _decode(self, ids: Sequence[int]) -> str:
-        return self.tokenizer.decode(list(ids), skip_special_tokens=False, clean_up_tokenization_spaces=False)
 
     def close(self) -> None:
         """Drop the model; frees accelerator memory when nothing else holds it."""

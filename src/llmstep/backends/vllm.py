@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from llmstep.backends.base import Candidate, GenerationParams
-from llmstep.backends.candidates import cut_candidate
+from llmstep.backends.candidates import TokenizerTools, cut_candidate
 from llmstep.config import ModelConfig
 from llmstep.errors import ConfigError, ModelUnavailable
 
@@ -69,7 +69,7 @@ def _token_logprobs(token_ids: Sequence[int], logprobs: Sequence[Any] | None) ->
     return values
 
 
-class VLLMBackend:
+class VLLMBackend(TokenizerTools):
     """A ``vllm.LLM`` engine with its tokenizer."""
 
     name = "vllm"
@@ -126,26 +126,9 @@ class VLLMBackend:
         self._sampling_params = sampling_params
         self._beam_search_params = beam_search_params if hasattr(engine, "beam_search") else None
         self._lock = threading.Lock()
-        self._end_ids = {i for i in (self.tokenizer.pad_token_id, self.tokenizer.eos_token_id) if i is not None}
         model_config = getattr(getattr(engine, "llm_engine", None), "model_config", None)
         #: The longest prompt + continuation vLLM accepts; None when the engine does not say.
         self.context_window: int | None = getattr(model_config, "max_model_len", None)
-
-    def count_tokens(self, text: str) -> int:
-        """Tokens ``text`` takes in a prompt: lets the engine fit long states into the window."""
-        return len(self.tokenizer.encode(text, add_special_tokens=False))
-
-    def _decode(self, ids: Sequence[int]) -> str:
-        return self.tokenizer.decode(list(ids), skip_special_tokens=False, clean_up_tokenization_spaces=False)
-
-    def _stop_token_ids(self, stop: Sequence[str]) -> set[int]:
-        """End-of-text, padding, and stop strings that are one token."""
-        ids = set(self._end_ids)
-        for s in stop:
-            encoded = self.tokenizer.encode(s, add_special_tokens=False)
-            if len(encoded) == 1 and self._decode(encoded) == s:
-                ids.add(encoded[0])
-        return ids
 
     def generate(self, prompts: Sequence[str], params: GenerationParams) -> list[list[Candidate]]:
         """One engine call for all prompts; see :class:`~llmstep.backends.base.Backend`."""

@@ -9,19 +9,9 @@ import argparse
 import time
 from typing import Any
 
-__all__ = ["register"]
+from llmstep.convert.ct2 import CT2_QUANTIZATIONS  # a light module: ctranslate2 loads on use
 
-#: Mirrors ``llmstep.convert.ct2.CT2_QUANTIZATIONS``, kept here so ``--help`` imports nothing heavy.
-_CT2_QUANTIZATIONS = (
-    "int8",
-    "int8_float32",
-    "int8_float16",
-    "int8_bfloat16",
-    "int16",
-    "float16",
-    "bfloat16",
-    "float32",
-)
+__all__ = ["register"]
 
 
 def register(subparsers: Any) -> None:
@@ -42,7 +32,7 @@ def register(subparsers: Any) -> None:
     ct2.add_argument("out_dir", metavar="OUT_DIR", help="directory to write the CTranslate2 model to")
     ct2.add_argument(
         "--quantization",
-        choices=_CT2_QUANTIZATIONS,
+        choices=CT2_QUANTIZATIONS,
         default="int8",
         help="how the weights are stored (default int8; float32 keeps transformers' numbers)",
     )
