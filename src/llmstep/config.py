@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from llmstep.errors import ConfigError
+from llmstep.protocol.prompt import LLMSTEP_FORMAT, PromptFormat
 
 __all__ = [
     "DEFAULT_HOST",
@@ -55,6 +56,9 @@ class ModelConfig(BaseModel):
     upstream_model: str | None = Field(None, description="Model name to ask the upstream server for.")
     upstream_api_key: str | None = Field(None, repr=False, description="Bearer key for the upstream server.")
     upstream_timeout_s: float = Field(60.0, gt=0)
+    trust_remote_code: bool = Field(
+        False, description="Run the model's own code from its hub repo (InternLM2 needs it); only for trusted repos."
+    )
 
 
 class DecodingConfig(BaseModel):
@@ -98,6 +102,7 @@ class ServeConfig(BaseModel):
     max_body_bytes: int = Field(1 << 20, ge=1024, description="Larger request bodies get a 413.")
     max_in_flight: int = Field(64, ge=1, description="More concurrent requests than this get a 503.")
     token: str | None = Field(None, repr=False, description="Bearer token required on every route but /health.")
+    prompt_format: PromptFormat = Field(LLMSTEP_FORMAT, description="How prompts are built; a preset's format.")
 
     @model_validator(mode="after")
     def _defaults_within_limits(self) -> ServeConfig:
@@ -107,6 +112,16 @@ class ServeConfig(BaseModel):
         if self.decoding.max_new_tokens > self.engine.max_new_tokens:
             raise ValueError(
                 f"max_new_tokens {self.decoding.max_new_tokens} is over the limit {self.engine.max_new_tokens}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _format_fits_backend(self) -> ServeConfig:
+        """An encoder-decoder format splits its prompt in two; only the seq2seq backend reads that."""
+        if self.prompt_format.encoder_decoder and self.model.backend != "seq2seq":
+            raise ValueError(
+                f"the {self.prompt_format.name} prompt format is for encoder-decoder models: "
+                f"use --backend seq2seq, not {self.model.backend}"
             )
         return self
 

@@ -19,6 +19,7 @@ __all__ = ["BACKENDS", "Backend", "Candidate", "GenerationParams", "load_backend
 #: raises ModelUnavailable or ConfigError (never a bare ImportError) when it cannot load.
 BACKENDS: dict[str, str] = {
     "hf": "llmstep.backends.hf:HFBackend",
+    "seq2seq": "llmstep.backends.seq2seq:Seq2SeqBackend",
     "ct2": "llmstep.backends.ct2:CT2Backend",
     "vllm": "llmstep.backends.vllm:VLLMBackend",
     "openai": "llmstep.backends.openai:OpenAIBackend",

@@ -82,8 +82,9 @@ class HFBackend(TokenizerTools):
         dtype = resolve_dtype(config.dtype, self.device)
         check_local_model(config.model)
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(config.model)
-            model = AutoModelForCausalLM.from_pretrained(config.model, dtype=dtype)
+            remote = config.trust_remote_code  # models whose code ships with the checkpoint (InternLM2.5)
+            self.tokenizer = AutoTokenizer.from_pretrained(config.model, trust_remote_code=remote)
+            model = AutoModelForCausalLM.from_pretrained(config.model, dtype=dtype, trust_remote_code=remote)
         except Exception as exc:  # the loaders raise OSError, ValueError, HF errors...: one seam
             raise ModelUnavailable(
                 f"cannot load model {config.model!r}: {_first_line(exc)} "

@@ -20,7 +20,7 @@ from llmstep.errors import LLMStepError
 __all__ = ["build_parser", "main"]
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = ("serve", "suggest", "data", "train", "convert", "eval")
+COMMANDS = ("serve", "presets", "suggest", "data", "train", "convert", "eval")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,10 @@
-"""``llmstep serve``: load a model and answer suggestion requests over HTTP."""
+"""``llmstep serve``: load a model and answer suggestion requests over HTTP.
+
+A preset (``--preset``, default ``llmstep-pythia-2.8b``) supplies the model, the
+backend for its architecture, its prompt format and its decoding defaults;
+any flag given explicitly wins over the preset, and the preset over llmstep's
+defaults.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +30,7 @@ from llmstep.config import (
     env_upstream_api_key,
 )
 from llmstep.errors import ConfigError
+from llmstep.protocol.presets import DEFAULT_PRESET, find_prompt_format, get_preset, load_presets
 
 __all__ = ["register"]
 
@@ -47,13 +54,36 @@ def register(sub: Any) -> None:
         description="Load a causal LM and answer llmstep, /v1/suggest and Lean Copilot requests.",
     )
     p.add_argument(
+        "--preset",
+        default=None,
+        help=f"named model with its prompt format and decoding defaults (default {DEFAULT_PRESET}); "
+        "see `llmstep presets`",
+    )
+    p.add_argument("--presets-file", default=None, help="TOML file of extra presets (schema: docs/presets.md)")
+    p.add_argument(
         "--model",
         "--hf-model",
         dest="model",
-        default=DEFAULT_MODEL,
-        help=f"hub id or local model directory (default {DEFAULT_MODEL})",
+        default=None,
+        help=f"hub id or local model directory (default: the preset's, {DEFAULT_MODEL} for the default preset)",
     )
-    p.add_argument("--backend", default="hf", help="generation engine: hf (transformers, default), ct2, vllm, openai")
+    p.add_argument(
+        "--prompt-format",
+        default=None,
+        help="prompt format of another preset, by its name (default: the preset's own)",
+    )
+    p.add_argument(
+        "--backend",
+        default=None,
+        help="generation engine: hf (transformers), seq2seq (encoder-decoder), ct2, vllm, openai "
+        "(default: the preset's, hf for causal models)",
+    )
+    p.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        default=None,
+        help="run model code from the hub repo (some presets need it; only for repos you trust)",
+    )
     p.add_argument("--host", default=None, help=f"address to bind (default $LLMSTEP_HOST or {DEFAULT_HOST})")
     p.add_argument(
         "--port", type=int, default=None, help=f"port (default $LLMSTEP_PORT or {DEFAULT_PORT}; 0: any free)"
@@ -69,10 +99,17 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--upstream-timeout", type=float, default=60.0, help="seconds to wait for the upstream server (default 60)"
     )
-    p.add_argument("--num-samples", type=int, default=defaults.num_samples, help="sequences per request")
-    p.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens, help="longest tactic in tokens")
-    p.add_argument("--temperature", type=float, default=defaults.temperature, help="sampling temperature")
-    p.add_argument("--decoding", choices=["sample", "beam"], default=defaults.decoding)
+    # Decoding flags default to None: unset, the preset's value applies, then llmstep's.
+    p.add_argument(
+        "--num-samples", type=int, default=None, help=f"sequences per request (default {defaults.num_samples})"
+    )
+    p.add_argument(
+        "--max-new-tokens", type=int, default=None, help=f"longest tactic in tokens (default {defaults.max_new_tokens})"
+    )
+    p.add_argument(
+        "--temperature", type=float, default=None, help=f"sampling temperature (default {defaults.temperature})"
+    )
+    p.add_argument("--decoding", choices=["sample", "beam"], default=None, help=f"default {defaults.decoding}")
     p.add_argument("--seed", type=int, default=None, help="seed sampling, for reproducible answers")
     engine = EngineConfig()
     p.add_argument("--cache-size", type=int, default=engine.cache_size, help="answers cached (0: no cache)")
@@ -101,14 +138,29 @@ def register(sub: Any) -> None:
 
 
 def build_config(args: argparse.Namespace) -> ServeConfig:
-    """Flags over environment over defaults, validated in one place."""
+    """Flags over environment over preset over defaults, validated in one place."""
     from pydantic import ValidationError
 
+    presets = load_presets(args.presets_file)
+    preset = get_preset(args.preset or DEFAULT_PRESET, presets)
+    prompt_format = preset.prompt_format
+    if args.prompt_format is not None:
+        prompt_format = find_prompt_format(args.prompt_format, presets)
+    flags = {
+        "num_samples": args.num_samples,
+        "temperature": args.temperature,
+        "max_new_tokens": args.max_new_tokens,
+        "decoding": args.decoding,
+        "seed": args.seed,
+    }
+    decoding = {**preset.decoding, **{k: v for k, v in flags.items() if v is not None}}
+    trust = preset.trust_remote_code if args.trust_remote_code is None else args.trust_remote_code
     try:
         return ServeConfig(
             model=ModelConfig(
-                model=args.model,
-                backend=args.backend,
+                model=args.model or preset.model,
+                backend=args.backend or preset.backend,
+                trust_remote_code=trust,
                 device=args.device,
                 dtype=args.dtype,
                 compute_type=args.compute_type,
@@ -118,13 +170,7 @@ def build_config(args: argparse.Namespace) -> ServeConfig:
                 upstream_api_key=env_upstream_api_key(),
                 upstream_timeout_s=args.upstream_timeout,
             ),
-            decoding=DecodingConfig(
-                num_samples=args.num_samples,
-                temperature=args.temperature,
-                max_new_tokens=args.max_new_tokens,
-                decoding=args.decoding,
-                seed=args.seed,
-            ),
+            decoding=DecodingConfig(**decoding),
             engine=EngineConfig(
                 cache_size=args.cache_size,
                 batch_window_ms=args.batch_window_ms,
@@ -140,9 +186,12 @@ def build_config(args: argparse.Namespace) -> ServeConfig:
             max_body_bytes=args.max_body_bytes,
             max_in_flight=args.max_in_flight,
             token=args.token or env_token(),
+            prompt_format=prompt_format,
         )
     except ValidationError as exc:
         first = exc.errors()[0]
+        if not first["loc"]:  # a check across fields: its message names the flags
+            raise ConfigError(first["msg"].removeprefix("Value error, ")) from None
         where = ".".join(str(part) for part in first["loc"])
         flag = _FLAGS.get(where, "--" + str(first["loc"][-1]).replace("_", "-"))
         raise ConfigError(f"{flag}: {first['msg']}") from None
@@ -191,7 +240,12 @@ def run(args: argparse.Namespace) -> int:
     from llmstep.backends import load_backend
     from llmstep.server import create_app
 
-    log.info("loading %s on the %s backend", config.model.model, config.model.backend)
+    log.info(
+        "loading %s on the %s backend, prompt format %s",
+        config.model.model,
+        config.model.backend,
+        config.prompt_format.name,
+    )
     backend = load_backend(config.model)
     try:
         app = create_app(config, backend)

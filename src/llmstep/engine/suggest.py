@@ -11,7 +11,7 @@ become :class:`~llmstep.errors.BackendError`.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from llmstep.backends.base import Backend, Candidate, GenerationParams
 from llmstep.config import DecodingConfig, EngineConfig
@@ -115,7 +115,9 @@ class SuggestionEngine:
         if (hit := self.cache.get(key)) is not None:
             return Suggestions(hit.items, hit.truncated, cached=True)
         prompt, truncated = self.fit_prompt(tactic_state, prefix, used_context, params.max_new_tokens)
-        result = Suggestions(tuple(rank(prefix, self.complete(prompt, params))), truncated or cut)
+        # The format's post-processing (ReProver's premise marks) applies before the prefix is joined on.
+        candidates = [replace(c, text=self.prompt_format.clean(c.text)) for c in self.complete(prompt, params)]
+        result = Suggestions(tuple(rank(prefix, candidates)), truncated or cut)
         self.cache.put(key, result)
         return result
 

@@ -1,29 +1,42 @@
 """Turning a tactic state into a prompt, and a model's continuation into a tactic.
 
 Pure functions over strings: the backends generate, this module decides what
-the model sees and which part of its output is the tactic.
+the model sees and which part of its output is the tactic. Which format a
+model wants is data (``presets.toml``, loaded by ``llmstep.protocol.presets``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["LLMSTEP_FORMAT", "PromptFormat", "join_suggestion"]
+__all__ = ["DECODER_SEP", "LLMSTEP_FORMAT", "PromptFormat", "join_suggestion", "split_decoder_prefix"]
+
+#: Between an encoder-decoder prompt's encoder input and its decoder prefix. A control
+#: character (ASCII unit separator) that Lean never prints, so it cannot clash with a state.
+DECODER_SEP = "\x1f"
 
 
 @dataclass(frozen=True)
 class PromptFormat:
     """How one model family wants its input, and where its steps end.
 
-    ``template`` has ``{state}`` and ``{prefix}`` fields, and optionally
-    ``{context}`` (the file's source before the call); the model continues
-    right after the prefix. ``stop`` lists the strings that end a step; the
-    end-of-text token ends it too, and is handled by the backend.
+    ``template`` has ``{state}`` and, optionally, ``{context}`` (the file's
+    source before the call) and ``{prefix}``. For a causal model it ends in
+    ``{prefix}`` and the model continues right after it. For an
+    encoder-decoder model (``encoder_decoder``) the template is the encoder
+    input only, and the prefix becomes the start of the decoder's output:
+    :meth:`render` joins the two with :data:`DECODER_SEP`, which the seq2seq
+    backend splits on. ``stop`` lists the strings that end a step (the
+    end-of-text token ends it too, and is handled by the backend); ``remove``
+    lists strings deleted from the continuation, such as ReProver's premise
+    marks ``<a>``/``</a>``.
     """
 
     name: str
     template: str
     stop: tuple[str, ...] = field(default=())
+    remove: tuple[str, ...] = field(default=())
+    encoder_decoder: bool = False
 
     @property
     def uses_context(self) -> bool:
@@ -33,7 +46,8 @@ class PromptFormat:
     def render(self, state: str, prefix: str = "", context: str = "") -> str:
         """The prompt for ``state``, ending in ``prefix`` for the model to continue."""
         # str.format does not re-read braces inside the values, so Lean's `{x : α}` is safe.
-        return self.template.format(state=state, prefix=prefix, context=context)
+        text = self.template.format(state=state, prefix=prefix, context=context)
+        return text + DECODER_SEP + prefix if self.encoder_decoder else text
 
     def cut(self, continuation: str) -> str:
         """The part of ``continuation`` before the first stop string."""
@@ -44,6 +58,12 @@ class PromptFormat:
                 end = min(end, i)
         return continuation[:end]
 
+    def clean(self, continuation: str) -> str:
+        """``continuation`` without the marks the model was trained to emit but Lean must not see."""
+        for mark in self.remove:
+            continuation = continuation.replace(mark, "")
+        return continuation
+
 
 #: llmstep's format, the one the LeanDojo-trained Pythia saw: ``[GOAL]state[PROOFSTEP]tactic[END]``.
 #: A step also ends at a newline, and at a prompt marker: a model that writes
@@ -53,6 +73,12 @@ LLMSTEP_FORMAT = PromptFormat(
     template="[GOAL]{state}[PROOFSTEP]{prefix}",
     stop=("[END]", "\n", "[GOAL]", "[PROOFSTEP]"),
 )
+
+
+def split_decoder_prefix(prompt: str) -> tuple[str, str]:
+    """An encoder-decoder prompt's encoder input and decoder prefix; no separator means no prefix."""
+    encoder, sep, prefix = prompt.partition(DECODER_SEP)
+    return (encoder, prefix) if sep else (prompt, "")
 
 
 def join_suggestion(prefix: str, continuation: str) -> str:

@@ -34,7 +34,7 @@ def create_app(config: ServeConfig | None = None, backend: Backend | None = None
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = backend is None
         loaded = await run_in_threadpool(load_backend, config.model) if owned else backend
-        engine = SuggestionEngine(loaded, config.decoding, config=config.engine)
+        engine = SuggestionEngine(loaded, config.decoding, config.prompt_format, config=config.engine)
         app.state.engine = engine
         try:
             yield
