@@ -56,7 +56,9 @@ def test_generated_requests_never_get_a_5xx(case: schemathesis.Case, fuzz_url: s
     assert_answered(case.call(base_url=fuzz_url, timeout=30))
 
 
-JSON_LEAVES = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=50)
+JSON_LEAVES = (
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=50)
+)
 JSON_VALUES = st.recursive(
     JSON_LEAVES,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
@@ -87,8 +89,9 @@ def test_random_json_and_wrong_types_are_answered(fuzz_url: str, route: str, bod
         b'{"tactic_state": ' + b"[" * 5000 + b"]" * 5000 + b"}",
         json.dumps({"tactic_state": "⊢ " + "x" * 900_000}).encode(),  # huge but under the body limit
         b'{"tactic_state": "\\ud800"}',  # a lone surrogate escape
+        b'{"tactic_state": "x", "temperature": NaN, "num_samples": Infinity}',  # Python's json reads these
     ],
-    ids=["invalid-utf8", "deep-array", "deep-field", "huge-string", "lone-surrogate"],
+    ids=["invalid-utf8", "deep-array", "deep-field", "huge-string", "lone-surrogate", "nan-infinity"],
 )
 def test_hostile_bodies_are_answered(fuzz_url: str, route: str, body: bytes) -> None:
     assert_answered(httpx.post(fuzz_url + route, content=body, headers={"Content-Type": "application/json"}))
@@ -98,3 +101,21 @@ def test_server_still_answers_after_fuzzing(fuzz_url: str) -> None:
     r = httpx.post(fuzz_url + "/v1/suggest", json={"tactic_state": "⊢ True", "prefix": ""})
     assert r.status_code == 200
     assert [s["tactic"] for s in r.json()["suggestions"]] == ["simp", "rfl"]
+
+
+# Cases the fuzzer found (benchmarks/fuzz.py), kept so they stay fixed.
+FOUND = [
+    ("/v1/suggest", {"tactic_state": "⊢ p", "temperature": 5e-324}),
+    ("/v1/suggest", {"tactic_state": "⊢ p", "temperature": 2.39e-44, "max_new_tokens": 1}),
+    ("/v1/completions", {"prompt": "", "max_tokens": 1}),
+    ("/v1/completions", {"prompt": ["a", ""], "max_tokens": 1}),
+    ("/v1/completions", {"prompt": [], "max_tokens": 1}),
+]
+
+
+@pytest.mark.parametrize(("route", "body"), FOUND, ids=[f"{r}-{i}" for i, (r, _) in enumerate(FOUND)])
+def test_inputs_the_fuzzer_found_are_answered_by_the_real_model(server_url: str, route: str, body: dict) -> None:
+    r = httpx.post(server_url + route, json=body)
+    assert_answered(r)
+    if route == "/v1/completions":
+        assert r.status_code == 422 and "prompt" in r.json()["error"]["message"]

@@ -12,7 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
-__all__ = ["Backend", "Candidate", "GenerationParams"]
+__all__ = ["MIN_TEMPERATURE", "Backend", "Candidate", "GenerationParams"]
+
+#: Below this, sampling is numerically unsafe and indistinguishable from greedy decoding.
+MIN_TEMPERATURE = 1e-3
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,12 @@ class GenerationParams:
     #: Strings that end a step; the backend also stops at its end-of-text token.
     stop: tuple[str, ...] = ("[END]", "\n")
     seed: int | None = None
+
+    def __post_init__(self) -> None:
+        # Dividing logits by a temperature near zero overflows them to inf/nan, which no sampler
+        # survives; such a temperature means "the most likely token", so decode greedily.
+        if 0.0 < self.temperature < MIN_TEMPERATURE:
+            object.__setattr__(self, "temperature", 0.0)
 
 
 @dataclass(frozen=True)

@@ -107,6 +107,8 @@ def openai_completions(body: CompletionRequest, request: Request) -> CompletionR
         seed=body.seed,
     )
     prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
+    if not prompts or not all(prompts):
+        raise InvalidRequest("prompt: must be a non-empty string, or a non-empty list of them")
     choices: list[CompletionChoice] = []
     for prompt in prompts:
         for cand in engine.complete(prompt, params)[: body.n]:
