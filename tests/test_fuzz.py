@@ -110,6 +110,7 @@ FOUND = [
     ("/v1/completions", {"prompt": "", "max_tokens": 1}),
     ("/v1/completions", {"prompt": ["a", ""], "max_tokens": 1}),
     ("/v1/completions", {"prompt": [], "max_tokens": 1}),
+    ("/v1/completions", {"prompt": "x", "max_tokens": 1, "n": 1, "use_beam_search": True, "temperature": 0.0}),
 ]
 
 
@@ -117,5 +118,5 @@ FOUND = [
 def test_inputs_the_fuzzer_found_are_answered_by_the_real_model(server_url: str, route: str, body: dict) -> None:
     r = httpx.post(server_url + route, json=body)
     assert_answered(r)
-    if route == "/v1/completions":
+    if route == "/v1/completions" and body["prompt"] in ("", [], ["a", ""]):
         assert r.status_code == 422 and "prompt" in r.json()["error"]["message"]

@@ -35,6 +35,10 @@ class GenerationParams:
         # survives; such a temperature means "the most likely token", so decode greedily.
         if 0.0 < self.temperature < MIN_TEMPERATURE:
             object.__setattr__(self, "temperature", 0.0)
+        # A beam search with one beam is greedy decoding; engines differ in how they treat it.
+        if self.decoding == "beam" and self.num_samples == 1:
+            object.__setattr__(self, "decoding", "sample")
+            object.__setattr__(self, "temperature", 0.0)
 
 
 @dataclass(frozen=True)
