@@ -1,5 +1,6 @@
 """The transformers backend on a tiny model trained here, loaded as users load theirs."""
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -111,3 +112,30 @@ def test_a_padded_batch_answers_like_single_prompts(hf_backend: Backend, decodin
     single = [hf_backend.generate([p], params)[0] for p in PROMPTS]
     assert [[c.text for c in row] for row in batched] == [[c.text for c in row] for row in single]
     assert [row[0].text.strip() for row in batched] == [t for _, t in PAIRS[:4]]
+
+
+def test_counting_tokens_while_a_padded_batch_is_encoded(hf_backend: Backend) -> None:
+    """A fast tokenizer's padding state is shared: the engine's token counting on request threads
+    once switched padding off under the batcher's padded batch (HTTP 500s under load)."""
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def count() -> None:
+        while not stop.is_set():
+            hf_backend.count_tokens(PROMPTS[0])  # type: ignore[attr-defined]
+
+    counters = [threading.Thread(target=count) for _ in range(3)]
+    for t in counters:
+        t.start()
+    try:
+        params = GenerationParams(num_samples=1, temperature=0.0, max_new_tokens=1)
+        for _ in range(60):
+            try:
+                hf_backend.generate(PROMPTS, params)
+            except Exception as exc:
+                errors.append(exc)
+    finally:
+        stop.set()
+        for t in counters:
+            t.join()
+    assert not errors, errors[0]

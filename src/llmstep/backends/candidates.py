@@ -9,6 +9,7 @@ holds the tokenizer questions the rule needs, answered once for all backends.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -18,13 +19,22 @@ __all__ = ["TokenizerTools", "cut_candidate"]
 
 
 class TokenizerTools:
-    """Mixin for backends with a Hugging Face tokenizer in ``self.tokenizer``."""
+    """Mixin for backends with a Hugging Face tokenizer in ``self.tokenizer``.
+
+    A fast tokenizer is not safe to share between threads: each call sets its padding
+    and truncation state, so a plain ``encode`` (the engine counting tokens on a request
+    thread) can switch padding off under a padded batch being encoded by the batcher
+    ("Unable to create tensor", seen under load). Every encode goes through ``tokenize_lock``.
+    """
 
     tokenizer: Any
+    #: Held around every tokenizer call that encodes; shared by all backends (encoding is brief).
+    tokenize_lock = threading.Lock()
 
     def count_tokens(self, text: str) -> int:
         """Tokens ``text`` takes in a prompt: lets the engine fit long states into the window."""
-        return len(self.tokenizer.encode(text, add_special_tokens=False))
+        with self.tokenize_lock:
+            return len(self.tokenizer.encode(text, add_special_tokens=False))
 
     def _decode(self, ids: Sequence[int]) -> str:
         """The exact text of ``ids``: special tokens kept, spacing untouched."""
@@ -32,7 +42,8 @@ class TokenizerTools:
 
     def _single_token(self, text: str) -> int | None:
         """The id of ``text`` when it is exactly one token, else None."""
-        encoded = self.tokenizer.encode(text, add_special_tokens=False)
+        with self.tokenize_lock:
+            encoded = self.tokenizer.encode(text, add_special_tokens=False)
         return encoded[0] if len(encoded) == 1 and self._decode(encoded) == text else None
 
     def _stop_token_ids(self, stop: Sequence[str]) -> set[int]:

@@ -143,7 +143,8 @@ class CT2Backend(TokenizerTools):
 
     def generate(self, prompts: Sequence[str], params: GenerationParams) -> list[list[Candidate]]:
         """One ``generate_batch`` for all prompts; see :class:`~llmstep.backends.base.Backend`."""
-        prompt_ids = [self.tokenizer(p)["input_ids"] for p in prompts]
+        with self.tokenize_lock:
+            prompt_ids = [self.tokenizer(p)["input_ids"] for p in prompts]
         stop_ids = self._stop_token_ids(params.stop)
         with self._lock:
             if params.seed is not None:

@@ -124,7 +124,8 @@ class HFBackend(TokenizerTools):
     def _generate_batch(self, prompts: list[str], params: GenerationParams) -> tuple[Any, Any]:
         """Generated token ids and their log-probs, one row per sequence, prompt-major."""
         torch = self._torch
-        enc = self.tokenizer(prompts, return_tensors="pt", padding=True).to(self.device)
+        with self.tokenize_lock:
+            enc = self.tokenizer(prompts, return_tensors="pt", padding=True).to(self.device)
         stop_ids = self._stop_token_ids(params.stop)
         text_stops = [s for s in params.stop if self._single_token(s) is None]
         kwargs: dict[str, Any] = {

@@ -83,7 +83,8 @@ class Seq2SeqBackend(TokenizerTools):
         """Token ids generated after the prefix, and their log-probs: one row per sample."""
         torch = self._torch
         # The encoder input ends in </s>, as in training (tokenizer(state) adds it).
-        enc = self.tokenizer(encoder_text, return_tensors="pt").to(self.device)
+        with self.tokenize_lock:
+            enc = self.tokenizer(encoder_text, return_tensors="pt").to(self.device)
         start = self.model.config.decoder_start_token_id
         forced = [start, *self.tokenizer.encode(prefix, add_special_tokens=False)]
         decoder_ids = torch.tensor([forced], device=self.device)
