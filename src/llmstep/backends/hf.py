@@ -21,7 +21,7 @@ from llmstep.backends.candidates import TokenizerTools, cut_candidate
 from llmstep.config import ModelConfig
 from llmstep.errors import ModelUnavailable
 
-__all__ = ["HFBackend", "check_local_model", "resolve_device", "resolve_dtype"]
+__all__ = ["HFBackend", "check_local_model", "generate_kwargs", "resolve_device", "resolve_dtype", "token_logprobs"]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,50 @@ def check_local_model(model: str) -> None:
         raise ModelUnavailable(f"model directory {model!r} does not exist; {hint}")
     if path.is_dir() and not (path / "config.json").is_file():
         raise ModelUnavailable(f"{model!r} has no config.json, so it is not a model directory; {hint}")
+
+
+def generate_kwargs(backend: TokenizerTools, params: GenerationParams) -> tuple[dict[str, Any], bool]:
+    """``generate()`` arguments for ``params``, and whether they sample.
+
+    Stops: single-token stop strings become end ids, the rest ``stop_strings``. Beams
+    return scores and sampling or greedy the raw logits, which ``token_logprobs`` turns
+    into per-token log-probabilities. Sampling leaves ``num_return_sequences`` to the caller.
+    """
+    stop_ids = backend._stop_token_ids(params.stop)
+    text_stops = [s for s in params.stop if backend._single_token(s) is None]
+    kwargs: dict[str, Any] = {
+        "max_new_tokens": params.max_new_tokens,
+        "eos_token_id": sorted(stop_ids),
+        "pad_token_id": backend.tokenizer.pad_token_id,
+        "return_dict_in_generate": True,
+    }
+    if text_stops:
+        kwargs.update(stop_strings=text_stops, tokenizer=backend.tokenizer)
+    sampling = params.decoding == "sample" and params.temperature > 0.0
+    if params.decoding == "beam":
+        kwargs.update(
+            num_beams=params.num_samples, num_return_sequences=params.num_samples, do_sample=False, output_scores=True
+        )
+    elif not sampling:
+        kwargs.update(do_sample=False, output_logits=True)
+    else:
+        # top_k=0: sample from the whole distribution, as llmstep does.
+        kwargs.update(do_sample=True, temperature=params.temperature, top_k=0, output_logits=True)
+    return kwargs, sampling
+
+
+def token_logprobs(model: Any, out: Any, generated: Any, beam: bool) -> Any:
+    """Log-probability of each generated token, ``(sequences, steps)``."""
+    import torch
+
+    if beam:
+        return model.compute_transition_scores(out.sequences, out.scores, out.beam_indices, normalize_logits=False)
+    # Raw logits, so the score is the model's probability, not the tempered one.
+    steps = [
+        torch.log_softmax(step.float(), dim=-1).gather(1, generated[:, t : t + 1]).squeeze(1)
+        for t, step in enumerate(out.logits)
+    ]
+    return torch.stack(steps, dim=1)
 
 
 class HFBackend(TokenizerTools):
@@ -126,29 +170,7 @@ class HFBackend(TokenizerTools):
         torch = self._torch
         with self.tokenize_lock:
             enc = self.tokenizer(prompts, return_tensors="pt", padding=True).to(self.device)
-        stop_ids = self._stop_token_ids(params.stop)
-        text_stops = [s for s in params.stop if self._single_token(s) is None]
-        kwargs: dict[str, Any] = {
-            "max_new_tokens": params.max_new_tokens,
-            "eos_token_id": sorted(stop_ids),
-            "pad_token_id": self.tokenizer.pad_token_id,
-            "return_dict_in_generate": True,
-        }
-        if text_stops:
-            kwargs.update(stop_strings=text_stops, tokenizer=self.tokenizer)
-        sampling = params.decoding == "sample" and params.temperature > 0.0
-        if params.decoding == "beam":
-            kwargs.update(
-                num_beams=params.num_samples,
-                num_return_sequences=params.num_samples,
-                do_sample=False,
-                output_scores=True,
-            )
-        elif not sampling:
-            kwargs.update(do_sample=False, output_logits=True)
-        else:
-            # top_k=0: sample from the whole distribution, as llmstep does.
-            kwargs.update(do_sample=True, temperature=params.temperature, top_k=0, output_logits=True)
+        kwargs, sampling = generate_kwargs(self, params)
         with torch.inference_mode():
             if sampling and params.num_samples > 1 and self.shared_prefill:
                 out = self._sample_with_shared_prefill(enc, params.num_samples, kwargs)
@@ -157,17 +179,7 @@ class HFBackend(TokenizerTools):
                     kwargs["num_return_sequences"] = params.num_samples
                 out = self.model.generate(**enc, **kwargs)
             generated = out.sequences[:, enc["input_ids"].shape[1] :]
-            if params.decoding == "beam":
-                logprobs = self.model.compute_transition_scores(
-                    out.sequences, out.scores, out.beam_indices, normalize_logits=False
-                )
-            else:
-                # Raw logits, so the score is the model's probability, not the tempered one.
-                steps = [
-                    torch.log_softmax(step.float(), dim=-1).gather(1, generated[:, t : t + 1]).squeeze(1)
-                    for t, step in enumerate(out.logits)
-                ]
-                logprobs = torch.stack(steps, dim=1)
+            logprobs = token_logprobs(self.model, out, generated, beam=params.decoding == "beam")
         return generated, logprobs
 
     def _sample_with_shared_prefill(self, enc: Any, n: int, kwargs: dict[str, Any]) -> Any:

@@ -17,7 +17,7 @@ from typing import Any
 
 from llmstep.backends.base import Candidate, GenerationParams
 from llmstep.backends.candidates import TokenizerTools, cut_candidate
-from llmstep.backends.hf import check_local_model, resolve_device, resolve_dtype
+from llmstep.backends.hf import check_local_model, generate_kwargs, resolve_device, resolve_dtype, token_logprobs
 from llmstep.config import ModelConfig
 from llmstep.errors import ModelUnavailable
 from llmstep.protocol.prompt import split_decoder_prefix
@@ -86,52 +86,17 @@ class Seq2SeqBackend(TokenizerTools):
         with self.tokenize_lock:
             enc = self.tokenizer(encoder_text, return_tensors="pt").to(self.device)
         start = self.model.config.decoder_start_token_id
-        forced = [start, *self.tokenizer.encode(prefix, add_special_tokens=False)]
+        with self.tokenize_lock:
+            forced = [start, *self.tokenizer.encode(prefix, add_special_tokens=False)]
         decoder_ids = torch.tensor([forced], device=self.device)
-        stop_ids = self._stop_token_ids(params.stop)
-        text_stops = [s for s in params.stop if self._single_token(s) is None]
-        kwargs: dict[str, Any] = {
-            "decoder_input_ids": decoder_ids,
-            "max_new_tokens": params.max_new_tokens,
-            "eos_token_id": sorted(stop_ids),
-            "pad_token_id": self.tokenizer.pad_token_id,
-            "return_dict_in_generate": True,
-        }
-        if text_stops:
-            kwargs.update(stop_strings=text_stops, tokenizer=self.tokenizer)
-        sampling = params.decoding == "sample" and params.temperature > 0.0
-        if params.decoding == "beam":
-            kwargs.update(
-                num_beams=params.num_samples,
-                num_return_sequences=params.num_samples,
-                do_sample=False,
-                output_scores=True,
-            )
-        elif sampling:
-            # top_k=0: sample from the whole distribution, as the causal backend does.
-            kwargs.update(
-                do_sample=True,
-                temperature=params.temperature,
-                top_k=0,
-                num_return_sequences=params.num_samples,
-                output_logits=True,
-            )
-        else:
-            kwargs.update(do_sample=False, output_logits=True)
+        kwargs, sampling = generate_kwargs(self, params)
+        kwargs["decoder_input_ids"] = decoder_ids
+        if sampling:
+            kwargs["num_return_sequences"] = params.num_samples
         with torch.inference_mode():
             out = self.model.generate(**enc, **kwargs)
             generated = out.sequences[:, decoder_ids.shape[1] :]
-            if params.decoding == "beam":
-                logprobs = self.model.compute_transition_scores(
-                    out.sequences, out.scores, out.beam_indices, normalize_logits=False
-                )
-            else:
-                # Raw logits, so the score is the model's probability, not the tempered one.
-                steps = [
-                    torch.log_softmax(step.float(), dim=-1).gather(1, generated[:, t : t + 1]).squeeze(1)
-                    for t, step in enumerate(out.logits)
-                ]
-                logprobs = torch.stack(steps, dim=1)
+            logprobs = token_logprobs(self.model, out, generated, beam=params.decoding == "beam")
         return generated, logprobs
 
     def close(self) -> None:
