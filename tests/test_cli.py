@@ -10,9 +10,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from llmstep.backends.base import Candidate
 from llmstep.config import ServeConfig
+from llmstep.protocol.prompt import PromptFormat
 
-from doubles import FailingBackend
+from doubles import FailingBackend, ScriptedBackend
 from support import free_port, live_server, llmstep, one_line_error, own_pairs, serve_process
 
 STATE, TACTIC = own_pairs()[1]
@@ -126,3 +128,20 @@ def test_serve_end_to_end_and_sigterm(tiny_model_dir: Path) -> None:
         assert proc.wait(timeout=30) == 0
         rest = proc.stderr.read()
     assert re.search(r"POST / 200 \d+ suggestions [\d.]+ ms", rest)
+
+
+def test_suggest_sends_the_context_file(tmp_path: Path) -> None:
+    source = tmp_path / "Foo.lean"
+    source.write_text("theorem helper : 1 = 1 := rfl\n-- ∀ ℕ, near the cursor\n", encoding="utf-8")
+    backend = ScriptedBackend([Candidate(" exact helper", -0.1)])
+    fmt = PromptFormat(name="ctx-test", template="{context}[GOAL]{state}[PROOFSTEP]{prefix}", stop=("\n",))
+    with live_server(ServeConfig(prompt_format=fmt), backend) as url:
+        r = llmstep("suggest", "⊢ 1 = 1", "--url", url, "--context-file", str(source))
+    assert r.returncode == 0 and r.stdout.strip() == "exact helper"
+    (prompt,), _ = backend.calls[0]
+    assert prompt == source.read_text(encoding="utf-8") + "[GOAL]⊢ 1 = 1[PROOFSTEP]"
+
+
+def test_suggest_with_a_missing_context_file_is_one_line(tmp_path: Path) -> None:
+    r = llmstep("suggest", "⊢ p", "--url", "http://127.0.0.1:9", "--context-file", str(tmp_path / "nope.lean"))
+    assert "nope.lean" in one_line_error(r, 2)

@@ -9,6 +9,7 @@ from llmstep.config import DecodingConfig, EngineConfig
 from llmstep.engine import SuggestionEngine
 from llmstep.engine.cache import LRUCache
 from llmstep.errors import BackendError, ContextTooLong, GenerationTimeout
+from llmstep.protocol.prompt import PromptFormat
 
 from doubles import CharWindowBackend, FailingBackend, ScriptedBackend, SlowBackend
 
@@ -131,3 +132,25 @@ def test_a_prefix_that_cannot_fit_is_context_too_long() -> None:
     engine = SuggestionEngine(CharWindowBackend(context_window=40), DecodingConfig(max_new_tokens=20))
     with pytest.raises(ContextTooLong, match="40-token window"):
         engine.suggest("⊢ p", "exact " + "a" * 30)
+
+
+CONTEXT_FORMAT = PromptFormat(name="ctx-test", template="{context}[GOAL]{state}[PROOFSTEP]{prefix}", stop=("\n",))
+
+
+def test_file_context_is_cut_before_the_state() -> None:
+    backend = CharWindowBackend(context_window=100)
+    engine = SuggestionEngine(backend, DecodingConfig(max_new_tokens=20), prompt_format=CONTEXT_FORMAT)
+    context = "theorem a : True := trivial\n" * 10 + "-- nearest the cursor"
+    result = engine.suggest("⊢ the goal", "exact", context=context)
+    (prompt,), _ = backend.calls[0]
+    assert result.truncated and len(prompt) == 80
+    assert prompt.endswith("-- nearest the cursor[GOAL]⊢ the goal[PROOFSTEP]exact")
+
+
+def test_the_state_is_cut_only_when_no_context_is_left() -> None:
+    backend = CharWindowBackend(context_window=100)
+    engine = SuggestionEngine(backend, DecodingConfig(max_new_tokens=20), prompt_format=CONTEXT_FORMAT)
+    result = engine.suggest("h : " + "x" * 200 + "\n⊢ goal", "exact", context="-- some file")
+    (prompt,), _ = backend.calls[0]
+    assert result.truncated and len(prompt) == 80 and "-- some file" not in prompt
+    assert prompt.startswith("[GOAL]") and prompt.endswith("\n⊢ goal[PROOFSTEP]exact")

@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
+
+from llmstep.errors import ConfigError
 
 __all__ = ["register"]
 
@@ -19,6 +22,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument("state", help="the tactic state, or - to read it from stdin (goals are multi-line)")
     p.add_argument("--prefix", default="", help="the start of the tactic to complete")
+    p.add_argument("--context-file", default=None, help="the file's source before the goal, for models that read it")
     p.add_argument("--url", default=None, help="server URL (default: http://$LLMSTEP_HOST:$LLMSTEP_PORT)")
     p.add_argument("--num-samples", type=int, default=None, help="sequences to generate (server default)")
     p.add_argument("--temperature", type=float, default=None, help="sampling temperature (server default)")
@@ -28,13 +32,22 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
+def read_context(path: str) -> str:
+    """The context file's text, or a one-line error naming it."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"--context-file {path}: {getattr(exc, 'strerror', None) or exc}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     """Query the server and print the result."""
     from llmstep.client import Client
 
     state = sys.stdin.read() if args.state == "-" else args.state
+    context = read_context(args.context_file) if args.context_file else ""
     reply = Client(args.url, timeout_s=args.timeout, token=args.token).suggest(
-        state.rstrip("\n"), args.prefix, num_samples=args.num_samples, temperature=args.temperature
+        state.rstrip("\n"), args.prefix, context=context, num_samples=args.num_samples, temperature=args.temperature
     )
     if args.json:
         print(json.dumps(reply.model_dump(), ensure_ascii=False, indent=2))

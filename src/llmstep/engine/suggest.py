@@ -11,6 +11,7 @@ become :class:`~llmstep.errors.BackendError`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 
 from llmstep.backends.base import Backend, Candidate, GenerationParams
@@ -143,35 +144,43 @@ class SuggestionEngine:
         return state[-limit:], True
 
     def fit_prompt(self, state: str, prefix: str, context: str, max_new_tokens: int) -> tuple[str, bool]:
-        """The prompt, with the state cut from the left when the whole would overflow the model.
+        """The prompt, cut from the left where it overflows the model: the file context first, then the state.
 
-        The end of a tactic state (the goal, the latest hypotheses) matters most, and the prompt's
-        tail (``[PROOFSTEP]`` and the prefix) must survive, so the state loses its start.
+        The prompt's tail (the state's goal, ``[PROOFSTEP]`` and the prefix) matters most, and so
+        does the end of the file context, nearest the cursor: each loses its start, and the state
+        is cut only once no context is left.
         """
-        prompt = self.prompt_format.render(state, prefix, context)
+        render = self.prompt_format.render
         window = getattr(self.backend, "context_window", None)
         count = getattr(self.backend, "count_tokens", None)
         if not window or count is None:
-            return prompt, False
+            return render(state, prefix, context), False
         budget = window - max_new_tokens
-        if count(prompt) <= budget:
-            return prompt, False
-        if count(self.prompt_format.render("", prefix, context)) > budget:
+
+        def fits(text: str) -> bool:
+            return count(text) <= budget
+
+        if fits(render(state, prefix, context)):
+            return render(state, prefix, context), False
+        if context and fits(render(state, prefix, "")):
+            cut = _smallest_cut(context, lambda c: fits(render(state, prefix, c)))
+            log.warning(
+                "file context cut from %d to %d characters to fit a %d-token window",
+                len(context),
+                len(context) - cut,
+                window,
+            )
+            return render(state, prefix, context[cut:]), True
+        if not fits(render("", prefix, "")):
             raise ContextTooLong(
                 f"the prompt does not fit the model's {window}-token window even with an empty state "
                 f"(max_new_tokens {max_new_tokens}); shorten the prefix or lower max_new_tokens"
             )
-        lo, hi = 0, len(state)  # find the smallest cut that fits: state[cut:]
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if count(self.prompt_format.render(state[mid:], prefix, context)) <= budget:
-                hi = mid
-            else:
-                lo = mid + 1
+        cut = _smallest_cut(state, lambda s: fits(render(s, prefix, "")))
         log.warning(
-            "tactic state cut from %d to %d characters to fit a %d-token window", len(state), len(state) - lo, window
+            "tactic state cut from %d to %d characters to fit a %d-token window", len(state), len(state) - cut, window
         )
-        return self.prompt_format.render(state[lo:], prefix, context), True
+        return render(state[cut:], prefix, ""), True
 
     def complete(self, prompt: str, params: GenerationParams) -> list[Candidate]:
         """Raw continuations of a finished prompt, unranked and uncached: for ``/v1/completions``."""
@@ -200,3 +209,15 @@ class SuggestionEngine:
     def close(self) -> None:
         """Stop the batching worker; the backend is closed by whoever loaded it."""
         self.batcher.close()
+
+
+def _smallest_cut(text: str, fits: Callable[[str], bool]) -> int:
+    """The fewest leading characters to drop so that ``fits(text[cut:])``; the empty tail must fit."""
+    lo, hi = 0, len(text)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if fits(text[mid:]):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
