@@ -145,3 +145,25 @@ def test_suggest_sends_the_context_file(tmp_path: Path) -> None:
 def test_suggest_with_a_missing_context_file_is_one_line(tmp_path: Path) -> None:
     r = llmstep("suggest", "⊢ p", "--url", "http://127.0.0.1:9", "--context-file", str(tmp_path / "nope.lean"))
     assert "nope.lean" in one_line_error(r, 2)
+
+
+@pytest.mark.parametrize(
+    ("missing", "args", "extra"),
+    [
+        ("uvicorn", ("serve", "--model", "unused"), "serve"),
+        ("transformers", ("train", "--from-scratch", "tiny", "--data", "d.jsonl", "--output", "o"), "train"),
+    ],
+    ids=["serve-without-uvicorn", "train-without-transformers"],
+)
+def test_a_light_install_says_which_extra_to_add(
+    tmp_path: Path, missing: str, args: tuple[str, ...], extra: str
+) -> None:
+    # Shadow the package with one that cannot be imported, as on `pip install llmstep` without extras.
+    (tmp_path / missing).mkdir()
+    (tmp_path / missing / "__init__.py").write_text(
+        f'raise ModuleNotFoundError("No module named {missing}", name="{missing}")\n'
+    )
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"prompt": "[GOAL]x[PROOFSTEP]", "completion": "rfl[END]"}\n')
+    r = llmstep(*[str(tmp_path / a) if a in ("d.jsonl", "o") else a for a in args], env={"PYTHONPATH": str(tmp_path)})
+    assert f"pip install 'llmstep[{extra}]'" in one_line_error(r, 2)

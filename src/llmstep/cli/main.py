@@ -19,6 +19,22 @@ from llmstep.errors import LLMStepError
 
 __all__ = ["build_parser", "main"]
 
+#: Optional dependencies → the extra that installs them, for commands run on a light install.
+EXTRAS = {
+    "torch": "serve",
+    "transformers": "serve",
+    "tokenizers": "serve",
+    "accelerate": "serve",
+    "fastapi": "serve",
+    "uvicorn": "serve",
+    "prometheus_client": "serve",
+    "peft": "train",
+    "datasets": "train",
+    "matplotlib": "eval",
+    "ctranslate2": "ct2",
+    "vllm": "vllm",
+}
+
 #: Subcommand modules, in the order ``--help`` lists them.
 COMMANDS = ("serve", "presets", "suggest", "data", "train", "convert", "eval")
 
@@ -52,6 +68,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    except ModuleNotFoundError as exc:
+        root = (exc.name or "").split(".")[0]
+        if args.debug or root not in EXTRAS:
+            raise
+        extra = "train" if args.command == "train" else EXTRAS[root]  # train's extra includes serve's
+        print(
+            f"error: llmstep {args.command} needs {root}, which is not installed: pip install 'llmstep[{extra}]'",
+            file=sys.stderr,
+        )
+        sys.exit(2)
     except LLMStepError as exc:
         if args.debug:
             raise
