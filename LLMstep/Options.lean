@@ -57,6 +57,20 @@ register_option llmstep.maxHeartbeats : Nat := {
   descr := "heartbeats (in thousands) allowed to check one suggested tactic; 0 means no limit"
 }
 
+/-- Whether to send the source of the current file before the `llmstep` call as `context`, for
+models that read it (the `minictx-context` preset). `false` keeps the file in the editor. -/
+register_option llmstep.context : Bool := {
+  defValue := true
+  descr := "send the file's source before the llmstep call as context (false: send none)"
+}
+
+/-- At most this many characters of the file before the call are sent as `context`: the ones
+nearest the call. -/
+register_option llmstep.contextChars : Nat := {
+  defValue := 16000
+  descr := "characters of the file before the llmstep call sent as context, nearest the call"
+}
+
 -- `set_option trace.llmstep true` shows the request sent and why each suggestion was kept or
 -- dropped.
 initialize Lean.registerTraceClass `llmstep

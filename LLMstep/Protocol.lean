@@ -5,7 +5,7 @@ import Lean
 
 The JSON that `llmstep` exchanges with `llmstep serve` (the server's `protocol/wire.py`):
 
-* `POST <url>/v1/suggest` with `{"tactic_state": str, "prefix": str, "num_samples": int}`;
+* `POST <url>/v1/suggest` with `{"tactic_state": str, "prefix": str, "num_samples": int, "context"?: str}`;
 * a `200` answer `{"suggestions": [{"tactic": str, "score": float}, ...], "model", "elapsed_ms"}`,
   best first, every tactic starting with the prefix;
 * any other status `{"error": {"code": str, "message": str}}`.
@@ -27,14 +27,17 @@ structure Request where
   tacticPrefix : String
   /-- How many sequences the server should generate. -/
   numSamples : Nat
+  /-- The source of the file before the call, for models that read it; empty sends none. -/
+  context : String := ""
   deriving Inhabited
 
-/-- The request as a JSON object with the server's field names. -/
+/-- The request as a JSON object with the server's field names (`context` only when non-empty). -/
 def Request.toJson (r : Request) : Json :=
-  Json.mkObj [
+  Json.mkObj ([
     ("tactic_state", Json.str r.tacticState),
     ("prefix", Json.str r.tacticPrefix),
-    ("num_samples", toJson r.numSamples)]
+    ("num_samples", toJson r.numSamples)] ++
+    (if r.context.isEmpty then [] else [("context", Json.str r.context)]))
 
 /-- The exact bytes sent: compact JSON. Lean writes object keys in sorted order, non-ASCII
 characters as they are, and escapes only `"`, `\`, newlines and other control characters. -/

@@ -13,7 +13,7 @@ whole `llmstep` call. The tactic itself leaves the proof state as it found it.
 `suggestFromReply` is the core and takes the server's answer as plain data, so tests can feed it a
 fixed answer without a server (see `tests/lean/fixed_reply.lean`).
 
-Future work: check candidates in parallel; send the file's text before the call as `context`.
+Future work: check candidates in parallel.
 -/
 
 namespace LLMstep
@@ -149,6 +149,22 @@ def suggestFromReply (origSpan : Syntax) (state : String) (reply : Array ScoredT
     Lean.Meta.Tactic.TryThis.addSuggestions origSpan (shown.map toTryThis)
       (origSpan? := some origSpan)
 
+/-- The last `maxChars` characters of `source` before byte offset `byteIdx` (a syntax position,
+so a character boundary). Works on bytes, so it does not depend on the string-position API. -/
+def textBefore (source : String) (byteIdx maxChars : Nat) : String :=
+  match String.fromUTF8? (source.toUTF8.extract 0 byteIdx) with
+  | some before => String.ofList (before.toList.drop (before.length - maxChars))
+  | none => ""
+
+/-- The file's source before `stx`, capped by `llmstep.contextChars`; empty when
+`llmstep.context` is off or the syntax has no position. -/
+def fileContext (stx : Syntax) : TacticM String := do
+  let opts ← getOptions
+  unless llmstep.context.get opts do return ""
+  match stx.getPos? with
+  | some pos => return textBefore (← getFileMap).source pos.byteIdx (llmstep.contextChars.get opts)
+  | none => return ""
+
 /-- `llmstep` at syntax `origSpan` with prefix `tacticPrefix`: ask the server, then
 `suggestFromReply`. A transport or server failure is an error naming the next step. -/
 def runLLMstep (origSpan : Syntax) (tacticPrefix : String) : TacticM Unit := do
@@ -158,7 +174,8 @@ def runLLMstep (origSpan : Syntax) (tacticPrefix : String) : TacticM Unit := do
   let token ← resolveToken (llmstep.token.get opts)
   let timeout := llmstep.timeout.get opts
   let request : Request :=
-    { tacticState := state, tacticPrefix, numSamples := max 1 (llmstep.numSuggestions.get opts) }
+    { tacticState := state, tacticPrefix, numSamples := max 1 (llmstep.numSuggestions.get opts),
+      context := (← fileContext origSpan) }
   trace[llmstep] "POST {suggestEndpoint url} {request.body}"
   match ← postSuggest url timeout token request with
   | .error err => throwError m!"{err.message}"

@@ -33,6 +33,8 @@ def test_examples_cover_case_tags_unicode_and_a_long_goal() -> None:
     assert any("case " in s and "\n\n" in s for s in states)
     assert any(ch in s for s in states for ch in "∀ℕα")
     assert max(len(s) for s in states) > 4000
+    contexts = [SuggestRequest.model_validate_json(e["body"]).context for e in EXAMPLES["examples"]]
+    assert max(len(c) for c in contexts) == 16000 and any("∀ ℕ α" in c for c in contexts)
 
 
 def test_a_state_longer_than_the_model_window_is_truncated_not_refused(server_url: str) -> None:

@@ -102,3 +102,20 @@ Keys sorted, newlines escaped, `⊢` left as it is. `wire_examples.json` holds m
 /-- info: false -/
 #guard_msgs in
 #eval (LLMstep.curlArgs "http://h:1" 0).any (·.startsWith "Authorization")
+
+/-! The file context: sent only when non-empty, and capped to the characters nearest the call. -/
+
+/--
+info: "{\"context\":\"theorem t : True := trivial\\n\",\"num_samples\":5,\"prefix\":\"\",\"tactic_state\":\"⊢ True\"}"
+-/
+#guard_msgs in
+#eval ({ tacticState := "⊢ True", tacticPrefix := "", numSamples := 5,
+         context := "theorem t : True := trivial\n" } : LLMstep.Request).body
+
+/-- info: "∀ b" -/
+#guard_msgs in
+#eval LLMstep.textBefore "a ∀ b c" 7 3
+
+/-- info: "" -/
+#guard_msgs in
+#eval LLMstep.textBefore "a ∀ b c" 7 0
