@@ -62,3 +62,15 @@ def test_the_answer_follows_the_context_sent(context_model: Backend) -> None:
 def test_formats_without_context_ignore_it() -> None:
     assert FORMAT.uses_context
     assert not find_prompt_format("llmstep", load_presets()).uses_context
+
+
+def test_a_huge_context_is_cut_and_the_reply_says_by_how_much(context_model: Backend) -> None:
+    config = ServeConfig(prompt_format=FORMAT, decoding=DecodingConfig(decoding="beam", num_samples=2))
+    context = "-- filler line of an enormous file, ∀ ℕ α\n" * 7000 + CASES[0][0]  # ~300 KB, under the body limit
+    with live_server(config, context_model) as url:
+        r = httpx.post(url + "/v1/suggest", json={"tactic_state": STATE, "prefix": "exact", "context": context})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    window = context_model.context_window  # type: ignore[attr-defined]
+    assert body["truncated"] is True and len(context) - window * 8 < body["truncated_chars"] < len(context)
+    assert all(s["tactic"].startswith("exact") for s in body["suggestions"])  # the prefix survived whole

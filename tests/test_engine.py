@@ -144,6 +144,8 @@ def test_file_context_is_cut_before_the_state() -> None:
     result = engine.suggest("⊢ the goal", "exact", context=context)
     (prompt,), _ = backend.calls[0]
     assert result.truncated and len(prompt) == 80
+    kept = len(prompt) - len("[GOAL]⊢ the goal[PROOFSTEP]exact")  # characters of context still in the prompt
+    assert result.truncated_chars == len(context) - kept
     assert prompt.endswith("-- nearest the cursor[GOAL]⊢ the goal[PROOFSTEP]exact")
 
 

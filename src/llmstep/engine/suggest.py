@@ -39,8 +39,14 @@ class Suggestions:
     """Ranked suggestions for one request, and whether its state had to be shortened to fit."""
 
     items: tuple[Suggestion, ...]
-    truncated: bool = False
+    #: Characters cut from the start of the file context and the state to fit the model (0: none).
+    truncated_chars: int = 0
     cached: bool = False
+
+    @property
+    def truncated(self) -> bool:
+        """Whether anything was cut to fit."""
+        return self.truncated_chars > 0
 
 
 def rank(prefix: str, candidates: list[Candidate]) -> list[Suggestion]:
@@ -104,7 +110,7 @@ class SuggestionEngine:
         """Ranked tactics for ``tactic_state``, each starting with ``prefix``."""
         params = self.params(num_samples, temperature, max_new_tokens)
         self.check_limits(params)
-        tactic_state, cut = self.cap_state(tactic_state)
+        tactic_state, capped = self.cap_state(tactic_state)
         # The context only matters, and so only splits the cache, for formats that show it to the model.
         used_context = context if self.prompt_format.uses_context else ""
         key = (
@@ -114,11 +120,11 @@ class SuggestionEngine:
             tuple(asdict(params).items()),
         )
         if (hit := self.cache.get(key)) is not None:
-            return Suggestions(hit.items, hit.truncated, cached=True)
-        prompt, truncated = self.fit_prompt(tactic_state, prefix, used_context, params.max_new_tokens)
+            return Suggestions(hit.items, hit.truncated_chars, cached=True)
+        prompt, fitted = self.fit_prompt(tactic_state, prefix, used_context, params.max_new_tokens)
         # The format's post-processing (ReProver's premise marks) applies before the prefix is joined on.
         candidates = [replace(c, text=self.prompt_format.clean(c.text)) for c in self.complete(prompt, params)]
-        result = Suggestions(tuple(rank(prefix, candidates)), truncated or cut)
+        result = Suggestions(tuple(rank(prefix, candidates)), fitted + capped)
         self.cache.put(key, result)
         return result
 
@@ -134,34 +140,34 @@ class SuggestionEngine:
                 f"max_new_tokens: {params.max_new_tokens} is over this server's limit of {c.max_new_tokens}"
             )
 
-    def cap_state(self, state: str) -> tuple[str, bool]:
-        """The state within ``max_state_chars``: its tail, or a 413 when configured to refuse."""
+    def cap_state(self, state: str) -> tuple[str, int]:
+        """The state within ``max_state_chars`` (its tail) and the characters cut; 413 when configured to refuse."""
         limit = self.config.max_state_chars
         if len(state) <= limit:
-            return state, False
+            return state, 0
         if self.config.refuse_long_states:
             raise PayloadTooLarge(f"tactic_state: {len(state)} characters is over this server's limit of {limit}")
-        return state[-limit:], True
+        return state[-limit:], len(state) - limit
 
-    def fit_prompt(self, state: str, prefix: str, context: str, max_new_tokens: int) -> tuple[str, bool]:
+    def fit_prompt(self, state: str, prefix: str, context: str, max_new_tokens: int) -> tuple[str, int]:
         """The prompt, cut from the left where it overflows the model: the file context first, then the state.
 
         The prompt's tail (the state's goal, ``[PROOFSTEP]`` and the prefix) matters most, and so
         does the end of the file context, nearest the cursor: each loses its start, and the state
-        is cut only once no context is left.
+        is cut only once no context is left. Returns the prompt and the characters cut.
         """
         render = self.prompt_format.render
         window = getattr(self.backend, "context_window", None)
         count = getattr(self.backend, "count_tokens", None)
         if not window or count is None:
-            return render(state, prefix, context), False
+            return render(state, prefix, context), 0
         budget = window - max_new_tokens
 
         def fits(text: str) -> bool:
             return count(text) <= budget
 
         if fits(render(state, prefix, context)):
-            return render(state, prefix, context), False
+            return render(state, prefix, context), 0
         if context and fits(render(state, prefix, "")):
             cut = _smallest_cut(context, lambda c: fits(render(state, prefix, c)))
             log.warning(
@@ -170,7 +176,7 @@ class SuggestionEngine:
                 len(context) - cut,
                 window,
             )
-            return render(state, prefix, context[cut:]), True
+            return render(state, prefix, context[cut:]), cut
         if not fits(render("", prefix, "")):
             raise ContextTooLong(
                 f"the prompt does not fit the model's {window}-token window even with an empty state "
@@ -180,7 +186,7 @@ class SuggestionEngine:
         log.warning(
             "tactic state cut from %d to %d characters to fit a %d-token window", len(state), len(state) - cut, window
         )
-        return render(state[cut:], prefix, ""), True
+        return render(state[cut:], prefix, ""), len(context) + cut
 
     def complete(self, prompt: str, params: GenerationParams) -> list[Candidate]:
         """Raw continuations of a finished prompt, unranked and uncached: for ``/v1/completions``."""

@@ -79,7 +79,8 @@ class SuggestResponse(_Strict):
     suggestions: list[ScoredSuggestion]
     model: str
     elapsed_ms: float
-    truncated: bool = Field(False, description="The state was cut from the left to fit the model's window.")
+    truncated: bool = Field(False, description="The context or state was cut from the left to fit the model.")
+    truncated_chars: int = Field(0, description="How many characters were cut: file context first, then state.")
     cached: bool = Field(False, description="Answered from the cache of recent requests.")
 
 

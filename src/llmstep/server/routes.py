@@ -81,6 +81,7 @@ def v1_suggest(body: SuggestRequest, request: Request) -> SuggestResponse:
         model=engine.backend.model_id,
         elapsed_ms=round(elapsed_ms, 3),
         truncated=result.truncated,
+        truncated_chars=result.truncated_chars,
         cached=result.cached,
     )
 
