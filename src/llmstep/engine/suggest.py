@@ -123,7 +123,7 @@ class SuggestionEngine:
             return Suggestions(hit.items, hit.truncated_chars, cached=True)
         prompt, fitted = self.fit_prompt(tactic_state, prefix, used_context, params.max_new_tokens)
         # The format's post-processing (ReProver's premise marks) applies before the prefix is joined on.
-        candidates = [replace(c, text=self.prompt_format.clean(c.text)) for c in self.complete(prompt, params)]
+        candidates = [replace(c, text=self.prompt_format.clean(c.text)) for c in self._generate(prompt, params)]
         result = Suggestions(tuple(rank(prefix, candidates)), fitted + capped)
         self.cache.put(key, result)
         return result
@@ -191,6 +191,10 @@ class SuggestionEngine:
     def complete(self, prompt: str, params: GenerationParams) -> list[Candidate]:
         """Raw continuations of a finished prompt, unranked and uncached: for ``/v1/completions``."""
         self.check_limits(params)
+        return self._generate(prompt, params)
+
+    def _generate(self, prompt: str, params: GenerationParams) -> list[Candidate]:
+        """One prompt through the batcher; the one seam where engine errors become BackendError."""
         try:
             return self.batcher.submit(prompt, params, timeout_s=self.config.request_timeout_s)
         except LLMStepError:
