@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from common import shared_dir
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,9 +35,9 @@ def training_data(workdir: Path) -> tuple[Path, str]:
     """Proofstep JSONL to train on, and where it came from."""
     from llmstep.data import convert_leandojo
 
-    shared = Path(os.environ.get("LLMSTEP_SHARED_DIR") or REPO.parent / "shared")
-    sample = shared / "data" / "leandojo-benchmark4-sample" / "mathlib4-random-test-sample.json"
-    source = sample if sample.is_file() else REPO / "tests" / "fixtures" / "leandojo_2023.json"
+    shared = shared_dir()
+    sample = shared / "data/leandojo-benchmark4-sample/mathlib4-random-test-sample.json" if shared else None
+    source = sample if sample and sample.is_file() else REPO / "tests" / "fixtures" / "leandojo_2023.json"
     [counts] = convert_leandojo(source, workdir, progress=False)
     return counts.output, str(source)
 
