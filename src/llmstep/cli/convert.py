@@ -1,4 +1,4 @@
-"""``llmstep convert``: turn a transformers model into another engine's format.
+"""``llmstep convert``: turn a model into the format another engine or tool reads.
 
 Only parsing and printing here; the conversion is ``llmstep.convert``.
 """
@@ -15,7 +15,7 @@ __all__ = ["register"]
 
 
 def register(subparsers: Any) -> None:
-    """Add ``convert`` and its ``ct2`` target to the top-level parser."""
+    """Add ``convert`` and its ``ct2`` and ``gguf`` targets to the top-level parser."""
     parser = subparsers.add_parser(
         "convert", help="convert a model for a faster backend", description=__doc__.splitlines()[0]
     )
@@ -39,6 +39,19 @@ def register(subparsers: Any) -> None:
     ct2.add_argument("--force", action="store_true", help="replace OUT_DIR if it holds an earlier conversion")
     ct2.set_defaults(func=run_ct2)
 
+    gguf = targets.add_parser(
+        "gguf",
+        help="import a GGUF file (llama.cpp) as a transformers model directory (needs the gguf package)",
+        description=(
+            "Load a GGUF model with transformers (dequantized to float32, tokenizer rebuilt from the file) and "
+            "save it as a plain model directory that `llmstep serve`, `train` and `convert ct2` accept."
+        ),
+    )
+    gguf.add_argument("gguf_file", metavar="FILE.gguf", help="the GGUF file")
+    gguf.add_argument("out_dir", metavar="OUT_DIR", help="directory to write the transformers model to")
+    gguf.add_argument("--force", action="store_true", help="replace OUT_DIR if it holds an earlier import")
+    gguf.set_defaults(func=run_gguf)
+
 
 def run_ct2(args: argparse.Namespace) -> int:
     """Convert, then say where the model is and how to serve it."""
@@ -48,4 +61,15 @@ def run_ct2(args: argparse.Namespace) -> int:
     out = convert_to_ct2(args.model_dir, args.out_dir, quantization=args.quantization, force=args.force)
     print(f"converted {args.model_dir} to {out} ({args.quantization}) in {time.perf_counter() - start:.1f} s")
     print(f"serve it with: llmstep serve --backend ct2 --model {out}")
+    return 0
+
+
+def run_gguf(args: argparse.Namespace) -> int:
+    """Import, then say where the model is and what to do with it."""
+    from llmstep.convert.gguf import import_gguf
+
+    start = time.perf_counter()
+    out = import_gguf(args.gguf_file, args.out_dir, force=args.force)
+    print(f"imported {args.gguf_file} to {out} (float32) in {time.perf_counter() - start:.1f} s")
+    print(f"serve it with: llmstep serve --model {out}")
     return 0

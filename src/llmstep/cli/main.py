@@ -32,6 +32,7 @@ EXTRAS = {
     "datasets": "train",
     "matplotlib": "eval",
     "ctranslate2": "ct2",
+    "gguf": "gguf",
     "vllm": "vllm",
 }
 
