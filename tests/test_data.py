@@ -47,11 +47,17 @@ def test_2023_format_becomes_one_record_per_tactic(tmp_path: Path) -> None:
     records = read_proofsteps(tmp_path / "leandojo_2023.jsonl")
     assert (counts.theorems, counts.skipped, counts.proofsteps) == (9, 1, 10)
     assert len(records) == traced_tactic_count(FORMAT_2023) == 10
-    assert records[0] == {"prompt": "[GOAL]n : ℕ\n⊢ n + 0 = n[PROOFSTEP]", "completion": "simp[END]"}
-    assert records[2] == {
+    assert {k: records[0][k] for k in ("prompt", "completion")} == {
+        "prompt": "[GOAL]n : ℕ\n⊢ n + 0 = n[PROOFSTEP]",
+        "completion": "simp[END]",
+    }
+    assert {k: records[2][k] for k in ("prompt", "completion")} == {
         "prompt": "[GOAL]p q : Prop\nh : p ∧ q\n⊢ q ∧ p[PROOFSTEP]",
         "completion": "exact ⟨h.2, h.1⟩[END]",
     }
+    # Each record names its theorem, so a split can keep a theorem's steps together.
+    names = [t["full_name"] for t in json.loads(FORMAT_2023.read_text(encoding="utf-8")) for _ in t["traced_tactics"]]
+    assert [r["theorem"] for r in records] == names
 
 
 @pytest.mark.parametrize("split", ["random", "novel_premises"])
@@ -79,7 +85,9 @@ def test_annotated_tactic_without_plain_text_drops_the_markup() -> None:
             }
         ],
     }
-    assert proofstep_records(theorem, "here") == [proofstep_record("a b : Nat\n⊢ a + b = b + a", "simp [Nat.add_comm]")]
+    assert proofstep_records(theorem, "here") == [
+        proofstep_record("a b : Nat\n⊢ a + b = b + a", "simp [Nat.add_comm]", theorem="t")
+    ]
 
 
 def test_same_conversion_twice_is_byte_identical(tmp_path: Path) -> None:
@@ -216,4 +224,6 @@ def test_real_2023_sample_counts_match(tmp_path: Path) -> None:
     assert counts.proofsteps == traced_tactic_count(sample) == 469
     theorems = json.loads(sample.read_text(encoding="utf-8"))
     first = theorems[0]["traced_tactics"][0]
-    assert read_proofsteps(counts.output)[0] == proofstep_record(first["state_before"], first["tactic"])
+    assert read_proofsteps(counts.output)[0] == proofstep_record(
+        first["state_before"], first["tactic"], theorem=theorems[0]["full_name"]
+    )

@@ -13,16 +13,22 @@ from llmstep.data.jsonl import (
     write_proofsteps,
 )
 from llmstep.data.leandojo import ConversionCounts, convert_leandojo, proofstep_records
+from llmstep.data.split import SplitCounts, split_by_theorem
+from llmstep.data.traces import TraceCounts, convert_traces
 
 __all__ = [
     "END_MARKER",
     "AtomicJsonlWriter",
     "ConversionCounts",
+    "SplitCounts",
+    "TraceCounts",
     "convert_leandojo",
+    "convert_traces",
     "iter_json_array",
     "iter_proofsteps",
     "proofstep_record",
     "proofstep_records",
     "read_proofsteps",
+    "split_by_theorem",
     "write_proofsteps",
 ]

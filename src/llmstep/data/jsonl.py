@@ -1,6 +1,9 @@
 """Proofstep JSONL files: writing them all-or-nothing, and reading them back checked.
 
-A proofstep record is ``{"prompt": "[GOAL]…[PROOFSTEP]", "completion": "<tactic>[END]"}``.
+A proofstep record is ``{"prompt": "[GOAL]…[PROOFSTEP]", "completion": "<tactic>[END]"}``,
+optionally with ``theorem`` (the proof it comes from, so that splits can keep
+each theorem on one side) and ``context`` (the file's source before the step,
+for models that read it).
 Writers go to a hidden temporary file beside the target and are renamed into
 place only on ``commit()``, so an interrupted or failed conversion never leaves
 a half-written file where a finished one is expected.
@@ -20,6 +23,7 @@ from llmstep.protocol.prompt import LLMSTEP_FORMAT
 
 __all__ = [
     "END_MARKER",
+    "OPTIONAL_FIELDS",
     "AtomicJsonlWriter",
     "iter_proofsteps",
     "proofstep_record",
@@ -30,10 +34,16 @@ __all__ = [
 #: What ends every completion; the server stops generating there.
 END_MARKER = "[END]"
 
+#: String fields a record may carry besides prompt and completion; others are dropped on reading.
+OPTIONAL_FIELDS = ("theorem", "context")
 
-def proofstep_record(state: str, tactic: str) -> dict[str, str]:
+
+def proofstep_record(state: str, tactic: str, *, theorem: str | None = None) -> dict[str, str]:
     """The training record for one step: llmstep's prompt for ``state``, and ``tactic[END]``."""
-    return {"prompt": LLMSTEP_FORMAT.render(state), "completion": tactic + END_MARKER}
+    record = {"prompt": LLMSTEP_FORMAT.render(state), "completion": tactic + END_MARKER}
+    if theorem is not None:
+        record["theorem"] = theorem
+    return record
 
 
 class AtomicJsonlWriter:
@@ -89,10 +99,11 @@ class AtomicJsonlWriter:
 
 
 def iter_proofsteps(path: str | Path) -> Iterator[dict[str, str]]:
-    """Yield ``{"prompt", "completion"}`` records of a JSONL file, checking each line.
+    """Yield ``{"prompt", "completion"}`` records (plus any ``OPTIONAL_FIELDS``) of a JSONL file, checked.
 
     Blank lines are skipped; anything else that is not an object with string
-    ``prompt`` and ``completion`` raises ``DataError`` naming ``file:line``.
+    ``prompt`` and ``completion`` (and string optional fields, where present)
+    raises ``DataError`` naming ``file:line``.
     """
     path = Path(path)
     if not path.is_file():
@@ -113,7 +124,13 @@ def iter_proofsteps(path: str | Path) -> Iterator[dict[str, str]]:
                         f"{path}:{lineno}: field '{key}' must be a string "
                         '(records are {"prompt": ..., "completion": ...}; see `llmstep data leandojo`)'
                     )
-            yield {"prompt": record["prompt"], "completion": record["completion"]}
+            kept = {"prompt": record["prompt"], "completion": record["completion"]}
+            for key in OPTIONAL_FIELDS:
+                if key in record:
+                    if not isinstance(record[key], str):
+                        raise DataError(f"{path}:{lineno}: field '{key}' must be a string when present")
+                    kept[key] = record[key]
+            yield kept
 
 
 def read_proofsteps(path: str | Path) -> list[dict[str, str]]:

@@ -1,7 +1,7 @@
 """Converting LeanDojo Benchmark 4 into llmstep's proofstep JSONL.
 
 Each traced tactic becomes ``{"prompt": "[GOAL]<state_before>[PROOFSTEP]",
-"completion": "<tactic>[END]"}``. Both LeanDojo formats are read: the 2023
+"completion": "<tactic>[END]", "theorem": "<full_name>"}``. Both LeanDojo formats are read: the 2023
 release (``traced_tactics`` with ``state_before``, ``state_after``, ``tactic``)
 and the newer traces that add ``annotated_tactic`` (the tactic with premise
 markup such as ``simp [<a>Nat.mul_comm</a>]``; the plain ``tactic`` string is
@@ -73,6 +73,8 @@ def proofstep_records(theorem: Any, where: str) -> list[dict[str, str]]:
     name = theorem.get("full_name")
     if isinstance(name, str):
         where = f"{where} ({name})"
+    else:
+        name = None
     steps = theorem.get("traced_tactics")
     if not isinstance(steps, list):
         problem = "is missing" if steps is None else f"is a {type(steps).__name__}, not a list"
@@ -86,7 +88,7 @@ def proofstep_records(theorem: Any, where: str) -> list[dict[str, str]]:
         if not isinstance(state, str):
             raise DataError(f"{step_where}: field 'state_before' is missing or not a string")
         tactic = _tactic_text(step, step_where)
-        records.append(proofstep_record(state, tactic))
+        records.append(proofstep_record(state, tactic, theorem=name))
     return records
 
 
