@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from llmstep.backends.base import Candidate, GenerationParams
 
@@ -93,6 +93,24 @@ class ChoosyBackend:
         if any("hang" in p for p in prompts):
             time.sleep(self.hang_s)
         return [[Candidate(" exact trivial", -0.2)] for _ in prompts]
+
+    def close(self) -> None:
+        pass
+
+
+class ByPromptBackend:
+    """Answers each prompt by a rule of its own: makes several-prompt formats observable."""
+
+    name = "by-prompt"
+    model_id = "by-prompt-model"
+
+    def __init__(self, answer: Callable[[str], list[Candidate]]) -> None:
+        self.answer = answer
+        self.calls: list[list[str]] = []
+
+    def generate(self, prompts: Sequence[str], params: GenerationParams) -> list[list[Candidate]]:
+        self.calls.append(list(prompts))
+        return [self.answer(p) for p in prompts]
 
     def close(self) -> None:
         pass

@@ -1,6 +1,7 @@
 """The engine: ranking, defaults, errors, the cache, batching and fitting long states."""
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import pytest
 
@@ -11,7 +12,7 @@ from llmstep.engine.cache import LRUCache
 from llmstep.errors import BackendError, ContextTooLong, GenerationTimeout
 from llmstep.protocol.prompt import PromptFormat
 
-from doubles import CharWindowBackend, FailingBackend, ScriptedBackend, SlowBackend
+from doubles import ByPromptBackend, CharWindowBackend, FailingBackend, ScriptedBackend, SlowBackend
 
 
 def test_suggestions_keep_prefix_merge_duplicates_and_rank() -> None:
@@ -156,3 +157,49 @@ def test_the_state_is_cut_only_when_no_context_is_left() -> None:
     (prompt,), _ = backend.calls[0]
     assert result.truncated and len(prompt) == 80 and "-- some file" not in prompt
     assert prompt.startswith("[GOAL]") and prompt.endswith("\n⊢ goal[PROOFSTEP]exact")
+
+
+# A two-prompt format shaped like llmstep's Llemma server: a state prompt, and the file continued.
+TWO_PROMPTS = PromptFormat(
+    name="two-prompts",
+    template="STATE {state} TAC {prefix}",
+    extra_templates=("{context}{prefix}",),
+    stop=("\n",),
+    drop=("sorry", "admit"),
+)
+
+
+def _two_prompt_answers(prompt: str) -> list[Candidate]:
+    if prompt.startswith("STATE "):
+        return [Candidate("simp", -0.5), Candidate("sorry", -0.01), Candidate("ring", -2.0)]
+    return [Candidate("linarith", -0.1), Candidate("simp", -0.2), Candidate(" admit", -0.05)]
+
+
+def test_several_prompts_are_run_together_and_ranked_as_one() -> None:
+    backend = ByPromptBackend(_two_prompt_answers)
+    engine = SuggestionEngine(backend, prompt_format=TWO_PROMPTS, config=EngineConfig(batch_window_ms=50))
+    result = engine.suggest("⊢ x = x", "", context="theorem foo : 1 = 1 := by\n  ")
+    # Both prompts reach the model in one batch; the file prompt is the context followed by the prefix.
+    assert backend.calls == [["STATE ⊢ x = x TAC ", "theorem foo : 1 = 1 := by\n  "]]
+    # One ranking across both, duplicates merged at their best score, sorry/admit never shown.
+    assert [(s.tactic, s.score) for s in result.items] == [("linarith", -0.1), ("simp", -0.2), ("ring", -2.0)]
+
+
+def test_a_context_only_prompt_is_skipped_without_context() -> None:
+    backend = ByPromptBackend(_two_prompt_answers)
+    engine = SuggestionEngine(backend, prompt_format=TWO_PROMPTS)
+    result = engine.suggest("⊢ x = x", "")
+    assert backend.calls == [["STATE ⊢ x = x TAC "]]
+    assert [s.tactic for s in result.items] == ["simp", "ring"]
+
+
+def test_the_file_prompt_keeps_the_end_of_the_context_when_cut() -> None:
+    backend = CharWindowBackend(context_window=60)
+    fmt = replace(TWO_PROMPTS, template="S {state} T {prefix}")
+    engine = SuggestionEngine(backend, DecodingConfig(max_new_tokens=20), prompt_format=fmt)
+    context = "x" * 100 + "-- the cursor is here "
+    result = engine.suggest("⊢ p", "exact", context=context)
+    (state_prompt, file_prompt), _ = backend.calls[0]
+    assert state_prompt == "S ⊢ p T exact"
+    assert len(file_prompt) == 40 and file_prompt.endswith("-- the cursor is here exact")
+    assert result.truncated_chars == len(context) - (40 - len("exact"))

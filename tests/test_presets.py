@@ -91,6 +91,56 @@ GOLDEN = {
         "[TAC]\n"
         "rw ["
     ),
+    # wellecks/llmstep python/server_llemma.py, llmstep_prompt1: the few-shot prompt, '%s' % (tactic_state, prefix).
+    "llemma-fewshot": (
+        "Given the Lean 4 tactic state, suggest a next tactic.\n"
+        "Here are some examples:\n"
+        "\n"
+        "Tactic state:\n"
+        "---\n"
+        "α : Type u_1\n"
+        "r : α → α → Prop\n"
+        "inst✝¹ : DecidableEq α\n"
+        "inst✝ : IsIrrefl α r\n"
+        "⊢ CutExpand r ≤ InvImage (Finsupp.Lex (rᶜ ⊓ fun x x_1 => x ≠ x_1) fun x x_1 => x < x_1) ↑toFinsupp\n"
+        "---\n"
+        "Next tactic:\n"
+        "---\n"
+        "rintro s t ⟨u, a, hr, he⟩\n"
+        "---\n"
+        "\n"
+        "Tactic state:\n"
+        "---\n"
+        "ι : Type u_1\n"
+        "I✝ J✝ : Box ι\n"
+        "x y : ι → ℝ\n"
+        "I J : WithBot (Box ι)\n"
+        "⊢ ↑I = ↑J ↔ I = J\n"
+        "---\n"
+        "Next tactic:\n"
+        "---\n"
+        "simp only [Subset.antisymm_iff, ← le_antisymm_iff, withBotCoe_subset_iff]\n"
+        "---\n"
+        "\n"
+        "Tactic state:\n"
+        "---\n"
+        "m n : ℕ\n"
+        "h : Nat.coprime m n\n"
+        "⊢ Nat.gcd m n = 1\n"
+        "---\n"
+        "Next tactic:\n"
+        "---\n"
+        "rw [← h.gcd_eq_one]\n"
+        "---\n"
+        "\n"
+        "Tactic state:\n"
+        "---\n"
+        f"{STATE}\n"
+        "---\n"
+        "Next tactic:\n"
+        "---\n"
+        "rw ["
+    ),
 }
 
 STOPS = {
@@ -101,6 +151,7 @@ STOPS = {
     "internlm2.5-step-prover": ("<|im_end|>",),
     "minictx-context": ("[/TAC]",),
     "minictx-state": ("[/TAC]",),
+    "llemma-fewshot": ("---", "\n"),
 }
 
 
@@ -123,8 +174,20 @@ def test_default_preset_is_llmstep_format() -> None:
     assert find_prompt_format("llmstep", PRESETS) == LLMSTEP_FORMAT
 
 
-def test_only_the_file_tuned_format_uses_context() -> None:
-    assert [n for n, p in sorted(PRESETS.items()) if p.prompt_format.uses_context] == ["minictx-context"]
+def test_only_the_file_formats_use_context() -> None:
+    uses = [n for n, p in sorted(PRESETS.items()) if p.prompt_format.uses_context]
+    assert uses == ["llemma-fewshot", "minictx-context"]
+
+
+def test_llemma_runs_the_file_as_a_second_prompt_and_drops_sorry() -> None:
+    # server_llemma.py: llmstep_prompt2 is context + prefix; _filter drops '', 'sorry' and 'admit'.
+    fmt = PRESETS["llemma-fewshot"].prompt_format
+    few_shot, file = fmt.parts()
+    assert few_shot.render(STATE, PREFIX, CONTEXT) == GOLDEN["llemma-fewshot"]
+    assert file.render(STATE, PREFIX, CONTEXT) == CONTEXT + "rw ["
+    assert file.needs_context() and not few_shot.needs_context()
+    assert [fmt.keeps(t) for t in ("sorry", " admit ", "", "simp")] == [False, False, False, True]
+    assert all(p.stop == ("---", "\n") for p in fmt.parts())
 
 
 def test_reprover_output_loses_its_premise_marks() -> None:
@@ -198,6 +261,13 @@ BAD_FILES = {
     "bad-decoding": (
         '["mine"]\nmodel = "x"\nkind = "causal"\ntemplate = "{state}{prefix}"\nsource = "s"\n'
         '["mine".decoding]\ntemperature = 9.0\n'
+    ),
+    "template-list-empty": '["mine"]\nmodel = "x"\nkind = "causal"\ntemplate = []\nsource = "s"\n',
+    "further-template-shows-nothing": (
+        '["mine"]\nmodel = "x"\nkind = "causal"\ntemplate = ["{state}{prefix}", "{prefix}"]\nsource = "s"\n'
+    ),
+    "seq2seq-two-templates": (
+        '["mine"]\nmodel = "x"\nkind = "seq2seq"\ntemplate = ["{state}", "{context}"]\nsource = "s"\n'
     ),
 }
 

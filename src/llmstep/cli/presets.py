@@ -42,11 +42,15 @@ def run(args: argparse.Namespace) -> int:
     print(f"kind:          {preset.kind} (--backend {preset.backend})")
     print(f"prompt format: {fmt.name}")
     print(f"template:      {fmt.template!r}")
+    for extra in fmt.extra_templates:
+        print(f"also prompts:  {extra!r} (candidates of every prompt ranked together)")
     if fmt.encoder_decoder:
         print("               (encoder input; the prefix starts the decoder's output)")
     print(f"stop:          {list(fmt.stop)!r}")
     if fmt.remove:
         print(f"remove:        {list(fmt.remove)!r}")
+    if fmt.drop:
+        print(f"never suggest: {list(fmt.drop)!r}")
     if preset.trust_remote_code:
         print("trust remote code: yes (the model's code comes from its hub repo)")
     decoding = ", ".join(f"{k}={v!r}" for k, v in preset.decoding.items()) or "llmstep's defaults"

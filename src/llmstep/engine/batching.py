@@ -62,20 +62,33 @@ class Batcher:
 
     def submit(self, prompt: str, params: GenerationParams, timeout_s: float | None = None) -> list[Candidate]:
         """Candidates for ``prompt``; raises GenerationTimeout after ``timeout_s`` seconds."""
-        job = _Job(prompt, params)
+        return self.submit_many([prompt], params, timeout_s)[0]
+
+    def submit_many(
+        self, prompts: list[str], params: GenerationParams, timeout_s: float | None = None
+    ) -> list[list[Candidate]]:
+        """Candidates for each of ``prompts``, queued together so that they can share a batch."""
+        jobs = [_Job(prompt, params) for prompt in prompts]
         with self._pending_lock:
-            self._pending += 1
-        self._queue.put(job)
+            self._pending += len(jobs)
+        for job in jobs:
+            self._queue.put(job)
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+
+        def left() -> float | None:
+            return None if deadline is None else max(0.0, deadline - time.monotonic())
+
         try:
-            return job.future.result(timeout=timeout_s)
+            return [job.future.result(timeout=left()) for job in jobs]
         except FutureTimeout:
-            job.future.cancel()  # dropped from its batch if it has not started
+            for job in jobs:
+                job.future.cancel()  # dropped from its batch if it has not started
             raise GenerationTimeout(
                 f"generation took longer than the {timeout_s:g} s deadline; try fewer samples or a shorter prefix"
             ) from None
         finally:
             with self._pending_lock:
-                self._pending -= 1
+                self._pending -= len(jobs)
 
     @property
     def pending(self) -> int:

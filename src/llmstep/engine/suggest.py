@@ -52,7 +52,8 @@ class Suggestions:
 def rank(prefix: str, candidates: list[Candidate]) -> list[Suggestion]:
     """Join the prefix on, drop empties, keep the best score per tactic, best first.
 
-    Ties keep generation order, so beam search's own order breaks them.
+    Ties keep generation order, so beam search's own order breaks them. Scores are mean token
+    log-probabilities, so candidates of different prompts of one request rank on one scale.
     """
     best: dict[str, float] = {}
     for cand in candidates:
@@ -121,10 +122,15 @@ class SuggestionEngine:
         )
         if (hit := self.cache.get(key)) is not None:
             return Suggestions(hit.items, hit.truncated_chars, cached=True)
-        prompt, fitted = self.fit_prompt(tactic_state, prefix, used_context, params.max_new_tokens)
+        # Most formats have one prompt; some (llmstep's Llemma server) run several and merge the results.
+        # A prompt made of the file context alone is skipped when there is no context.
+        parts = [p for p in self.prompt_format.parts() if used_context or not p.needs_context()]
+        fitted = [self.fit_prompt(tactic_state, prefix, used_context, params.max_new_tokens, p) for p in parts]
+        outputs = self._generate([prompt for prompt, _ in fitted], params)
         # The format's post-processing (ReProver's premise marks) applies before the prefix is joined on.
-        candidates = [replace(c, text=self.prompt_format.clean(c.text)) for c in self._generate(prompt, params)]
-        result = Suggestions(tuple(rank(prefix, candidates)), fitted + capped)
+        candidates = [replace(c, text=p.clean(c.text)) for p, out in zip(parts, outputs, strict=True) for c in out]
+        ranked = [s for s in rank(prefix, candidates) if self.prompt_format.keeps(s.tactic)]
+        result = Suggestions(tuple(ranked), max(cut for _, cut in fitted) + capped)
         self.cache.put(key, result)
         return result
 
@@ -149,14 +155,17 @@ class SuggestionEngine:
             raise PayloadTooLarge(f"tactic_state: {len(state)} characters is over this server's limit of {limit}")
         return state[-limit:], len(state) - limit
 
-    def fit_prompt(self, state: str, prefix: str, context: str, max_new_tokens: int) -> tuple[str, int]:
+    def fit_prompt(
+        self, state: str, prefix: str, context: str, max_new_tokens: int, fmt: PromptFormat | None = None
+    ) -> tuple[str, int]:
         """The prompt, cut from the left where it overflows the model: the file context first, then the state.
 
         The prompt's tail (the state's goal, ``[PROOFSTEP]`` and the prefix) matters most, and so
         does the end of the file context, nearest the cursor: each loses its start, and the state
         is cut only once no context is left. Returns the prompt and the characters cut.
+        ``fmt`` is one part of a several-prompt format; by default, the engine's own format.
         """
-        render = self.prompt_format.render
+        render = (fmt or self.prompt_format).render
         window = getattr(self.backend, "context_window", None)
         count = getattr(self.backend, "count_tokens", None)
         if not window or count is None:
@@ -191,12 +200,12 @@ class SuggestionEngine:
     def complete(self, prompt: str, params: GenerationParams) -> list[Candidate]:
         """Raw continuations of a finished prompt, unranked and uncached: for ``/v1/completions``."""
         self.check_limits(params)
-        return self._generate(prompt, params)
+        return self._generate([prompt], params)[0]
 
-    def _generate(self, prompt: str, params: GenerationParams) -> list[Candidate]:
-        """One prompt through the batcher; the one seam where engine errors become BackendError."""
+    def _generate(self, prompts: list[str], params: GenerationParams) -> list[list[Candidate]]:
+        """Prompts through the batcher, together; the one seam where engine errors become BackendError."""
         try:
-            return self.batcher.submit(prompt, params, timeout_s=self.config.request_timeout_s)
+            return self.batcher.submit_many(prompts, params, timeout_s=self.config.request_timeout_s)
         except LLMStepError:
             raise
         except Exception as exc:

@@ -35,7 +35,7 @@ KINDS: dict[str, str] = {"causal": "hf", "seq2seq": "seq2seq"}
 #: Decoding defaults a preset may set; the values are checked by DecodingConfig.
 _DECODING_KEYS = frozenset({"num_samples", "temperature", "max_new_tokens", "decoding", "seed"})
 _REQUIRED = ("model", "kind", "template", "source")
-_OPTIONAL = ("description", "stop", "remove", "prompt_format", "trust_remote_code", "decoding")
+_OPTIONAL = ("description", "stop", "remove", "drop", "prompt_format", "trust_remote_code", "decoding")
 _FIELDS = frozenset({"state", "prefix", "context"})
 
 
@@ -121,15 +121,14 @@ def _preset(name: str, entry: Any) -> Preset:
     missing = [k for k in _REQUIRED if k not in entry]
     if missing:
         raise ValueError(f"missing {', '.join(missing)}")
-    for key in ("model", "template", "source", "description", "prompt_format"):
+    for key in ("model", "source", "description", "prompt_format"):
         if key in entry and not isinstance(entry[key], str):
             raise ValueError(f"{key} must be a string")
     kind = entry["kind"]
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
-    template = entry["template"]
-    _check_template(template, encoder_decoder=kind == "seq2seq")
-    lists = {key: entry.get(key, []) for key in ("stop", "remove")}
+    templates = _templates(entry["template"], encoder_decoder=kind == "seq2seq")
+    lists = {key: entry.get(key, []) for key in ("stop", "remove", "drop")}
     for key, value in lists.items():
         if not isinstance(value, list) or not all(isinstance(s, str) and s for s in value):
             raise ValueError(f"{key} must be a list of non-empty strings")
@@ -142,10 +141,12 @@ def _preset(name: str, entry: Any) -> Preset:
     _check_decoding(decoding)
     prompt_format = PromptFormat(
         name=entry.get("prompt_format", name),
-        template=template,
+        template=templates[0],
         stop=tuple(lists["stop"]),
         remove=tuple(lists["remove"]),
         encoder_decoder=kind == "seq2seq",
+        extra_templates=templates[1:],
+        drop=tuple(lists["drop"]),
     )
     return Preset(
         name=name,
@@ -159,8 +160,26 @@ def _preset(name: str, entry: Any) -> Preset:
     )
 
 
-def _check_template(template: str, encoder_decoder: bool) -> None:
-    """Fields are known, ``{state}`` is there, and the prefix sits where the model continues."""
+def _templates(value: Any, encoder_decoder: bool) -> tuple[str, ...]:
+    """``template``: one prompt, or a list of prompts whose candidates are merged (causal models only)."""
+    if isinstance(value, str):
+        _check_template(value, encoder_decoder)
+        return (value,)
+    if not isinstance(value, list) or not value or not all(isinstance(t, str) for t in value):
+        raise ValueError("template must be a string, or a non-empty list of strings (prompts merged per request)")
+    if encoder_decoder and len(value) > 1:
+        raise ValueError("a seq2seq preset takes one template")
+    _check_template(value[0], encoder_decoder)
+    for extra in value[1:]:
+        _check_template(extra, encoder_decoder, needs_state=False)
+    return tuple(value)
+
+
+def _check_template(template: str, encoder_decoder: bool, needs_state: bool = True) -> None:
+    """Fields are known, ``{state}`` is there, and the prefix sits where the model continues.
+
+    A further prompt of a several-prompt preset may show the file context instead of the state.
+    """
     try:
         fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
     except ValueError as exc:
@@ -168,8 +187,10 @@ def _check_template(template: str, encoder_decoder: bool) -> None:
     bad = [f for f in fields if f not in _FIELDS]
     if bad:
         raise ValueError(f"template has unknown fields {bad}; use {{state}}, {{prefix}}, {{context}}")
-    if "state" not in fields:
-        raise ValueError("template must contain {state}")
+    if "state" not in fields and (needs_state or "context" not in fields):
+        raise ValueError(
+            "template must contain {state}" if needs_state else "each further template needs {state} or {context}"
+        )
     if encoder_decoder and "prefix" in fields:
         raise ValueError("a seq2seq template is the encoder input: the prefix goes to the decoder, not {prefix}")
     if not encoder_decoder and not template.endswith("{prefix}"):

@@ -7,7 +7,7 @@ model wants is data (``presets.toml``, loaded by ``llmstep.protocol.presets``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 __all__ = ["DECODER_SEP", "LLMSTEP_FORMAT", "PromptFormat", "join_suggestion", "split_decoder_prefix"]
 
@@ -30,6 +30,12 @@ class PromptFormat:
     end-of-text token ends it too, and is handled by the backend); ``remove``
     lists strings deleted from the continuation, such as ReProver's premise
     marks ``<a>``/``</a>``.
+
+    Some servers ask the model twice per request: llmstep's Llemma server runs a
+    few-shot state-to-tactic prompt and, separately, the raw file continued
+    after the prefix. ``extra_templates`` holds such further prompts; the
+    engine merges the candidates of all of them into one ranking. ``drop``
+    lists whole tactics never suggested (``sorry``, ``admit``).
     """
 
     name: str
@@ -37,11 +43,28 @@ class PromptFormat:
     stop: tuple[str, ...] = field(default=())
     remove: tuple[str, ...] = field(default=())
     encoder_decoder: bool = False
+    extra_templates: tuple[str, ...] = field(default=())
+    drop: tuple[str, ...] = field(default=())
+
+    @property
+    def templates(self) -> tuple[str, ...]:
+        """Every prompt of a request: the main one first."""
+        return (self.template, *self.extra_templates)
 
     @property
     def uses_context(self) -> bool:
         """Whether the model sees the file context; if not, it is ignored (and not cached on)."""
-        return "{context}" in self.template
+        return any("{context}" in t for t in self.templates)
+
+    def parts(self) -> tuple[PromptFormat, ...]:
+        """One single-prompt format per template, for the engine to fit and run one by one."""
+        if not self.extra_templates:
+            return (self,)
+        return tuple(replace(self, template=t, extra_templates=()) for t in self.templates)
+
+    def needs_context(self) -> bool:
+        """Whether this (single-prompt) format shows nothing but the context, so is pointless without one."""
+        return "{context}" in self.template and "{state}" not in self.template
 
     def render(self, state: str, prefix: str = "", context: str = "") -> str:
         """The prompt for ``state``, ending in ``prefix`` for the model to continue."""
@@ -63,6 +86,11 @@ class PromptFormat:
         for mark in self.remove:
             continuation = continuation.replace(mark, "")
         return continuation
+
+    def keeps(self, tactic: str) -> bool:
+        """Whether a whole suggested tactic may be shown (not empty, not in ``drop``)."""
+        tactic = tactic.strip()
+        return bool(tactic) and tactic not in self.drop
 
 
 #: llmstep's format, the one the LeanDojo-trained Pythia saw: ``[GOAL]state[PROOFSTEP]tactic[END]``.
