@@ -8,7 +8,9 @@ is sent.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -74,3 +76,42 @@ def test_a_huge_context_is_cut_and_the_reply_says_by_how_much(context_model: Bac
     window = context_model.context_window  # type: ignore[attr-defined]
     assert body["truncated"] is True and len(context) - window * 8 < body["truncated_chars"] < len(context)
     assert all(s["tactic"].startswith("exact") for s in body["suggestions"])  # the prefix survived whole
+
+
+def test_eval_reports_accuracy_with_and_without_context(
+    context_model: Backend, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from llmstep.cli.main import main
+
+    records = [
+        {"prompt": f"[GOAL]{STATE}[PROOFSTEP]", "completion": tactic + "[END]", "context": ctx}
+        for ctx, tactic in CASES
+    ]
+    data = write_proofsteps(tmp_path / "test.jsonl", records)
+    config = ServeConfig(prompt_format=FORMAT, decoding=DecodingConfig(decoding="beam", num_samples=2))
+    with live_server(config, context_model) as url:
+        argv = ["eval", "--data", str(data), "--url", url, "-k", "1", "--context", "both", "--out", str(tmp_path)]
+        with pytest.raises(SystemExit) as exit_info:
+            main([*argv, "--no-progress", "--no-plots"])
+    assert exit_info.value.code == 0
+    with_ctx = json.loads((tmp_path / "with-context" / "report.json").read_text())
+    without = json.loads((tmp_path / "without-context" / "report.json").read_text())
+    # With the file, every step is predicted; without it, only the one that never needed it.
+    assert with_ctx["summary"]["accuracy"]["exact"]["1"] == 1.0
+    assert without["summary"]["accuracy"]["exact"]["1"] == pytest.approx(1 / 3)
+    assert (with_ctx["provenance"]["context"], without["provenance"]["context"]) == ("with", "without")
+    comparison = (tmp_path / "context-comparison.txt").read_text()
+    assert "with context" in comparison and "without context" in comparison
+    assert comparison in capsys.readouterr().out
+
+
+def test_eval_without_any_context_to_leave_out_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from llmstep.cli.main import main
+
+    data = write_proofsteps(tmp_path / "test.jsonl", [{"prompt": "[GOAL]⊢ p[PROOFSTEP]", "completion": "simp[END]"}])
+    with pytest.raises(SystemExit) as exit_info:
+        main(["eval", "--data", str(data), "--url", "http://127.0.0.1:9", "--context", "both"])
+    assert exit_info.value.code == 2
+    assert "no record" in capsys.readouterr().err

@@ -265,7 +265,7 @@ class ScriptedSuggester:
         self.table = table
         self.clock = clock
 
-    def suggest(self, state: str) -> list[str]:
+    def suggest(self, state: str, context: str = "") -> list[str]:
         latency_s, answer = self.table[state]
         self.clock.now += latency_s
         if isinstance(answer, BaseException):

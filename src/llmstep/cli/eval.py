@@ -20,6 +20,7 @@ examples:
   llmstep eval --data data/test.jsonl --url http://localhost:6000 -k 1,5,10 --out eval/served
   llmstep eval --data random/test.json --model out/tiny --decoding beam --num-samples 10 --out eval/tiny
   llmstep eval --compare eval/served/report.json eval/tiny/report.json
+  llmstep eval --data ctx/test.jsonl --url http://localhost:6000 --context both --out eval/ctx
 See docs/evaluation.md for what each metric means.
 """
 
@@ -63,6 +64,13 @@ def register(subparsers: Any) -> None:
         default=0.2,
         help="stop, with a partial report and a non-zero exit, once more than this fraction fails (default 0.2)",
     )
+    p.add_argument(
+        "--context",
+        choices=["with", "without", "both"],
+        default="with",
+        help="send each record's 'context' (with, the default), leave it out (without), or run both and "
+        "compare them (both: OUT/with-context and OUT/without-context)",
+    )
     p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the server per request (60)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots (needs no matplotlib)")
@@ -70,6 +78,7 @@ def register(subparsers: Any) -> None:
     model.add_argument("--backend", default="hf", help="generation engine: hf (default), ct2, vllm, openai")
     model.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
     model.add_argument("--dtype", choices=["auto", "float32", "float16", "bfloat16"], default="auto")
+    model.add_argument("--compute-type", default="auto", help="ct2 compute type: int8 (auto), int8_float32, int16, ...")
     model.add_argument(
         "--decoding", choices=["beam", "sample"], help="beam (default; deterministic) or sample (set --seed)"
     )
@@ -132,7 +141,15 @@ def run(args: argparse.Namespace) -> int:
         decoding=args.decoding or "beam",
         seed=args.seed,
     )
-    backend = load_backend(ModelConfig(model=args.model, backend=args.backend, device=args.device, dtype=args.dtype))
+    backend = load_backend(
+        ModelConfig(
+            model=args.model,
+            backend=args.backend,
+            device=args.device,
+            dtype=args.dtype,
+            compute_type=args.compute_type,
+        )
+    )
     # No cache (a repeated state would time as free) and no batch window (requests come one at a time).
     engine = SuggestionEngine(backend, config, config=EngineConfig(cache_size=0, batch_window_ms=0))
     try:
@@ -152,6 +169,44 @@ def _evaluate(
     num_samples: int,
     decoding: dict[str, Any],
 ) -> int:
+    """Evaluate with the file context as ``--context`` asks; with ``both``, once each way, then compare."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    with_context = sum(bool(e.context) for e in examples)
+    if args.context != "with" and not with_context:
+        raise ConfigError(f"--context {args.context}: no record in {args.data} has a 'context' field to leave out")
+    bare = [replace(e, context="") for e in examples]
+    if args.context != "both":
+        chosen = examples if args.context == "with" else bare
+        return _evaluate_once(args, chosen, data_format, suggester, num_samples, decoding, args.out, args.context)
+
+    from llmstep.evaluate import compare_reports, load_report
+
+    outs = {mode: str(Path(args.out) / f"{mode}-context") for mode in ("with", "without")}
+    for mode, chosen in (("with", examples), ("without", bare)):
+        print(f"-- {mode} context ({with_context} of {len(examples)} records have one)")
+        code = _evaluate_once(args, chosen, data_format, suggester, num_samples, decoding, outs[mode], mode)
+        if code != 0:
+            return code
+    comparison = compare_reports(
+        load_report(Path(outs["with"]) / "report.json"), load_report(Path(outs["without"]) / "report.json")
+    )
+    (Path(args.out) / "context-comparison.txt").write_text(comparison + "\n", encoding="utf-8")
+    print(comparison)
+    return 0
+
+
+def _evaluate_once(
+    args: argparse.Namespace,
+    examples: list[Any],
+    data_format: str,
+    suggester: Any,
+    num_samples: int,
+    decoding: dict[str, Any],
+    out: str,
+    context: str,
+) -> int:
     """Run, write every output, print where they are; then exit 130 on Ctrl-C or raise on too many failures."""
     from llmstep.evaluate import provenance, run_eval, summarize, write_plots, write_report
 
@@ -164,26 +219,27 @@ def _evaluate(
         num_samples=num_samples,
         decoding=decoding,
         max_failure_rate=args.max_failure_rate,
+        context=context,
     )
     run_ = run_eval(examples, suggester, max_failure_rate=args.max_failure_rate, progress=not args.no_progress)
     report = summarize(run_, meta)
-    files = write_report(report, run_, args.out)
+    files = write_report(report, run_, out)
     if not args.no_plots:
         latencies = [r.latency_s for r in run_.results if r.latency_s is not None]
         try:
-            files += write_plots(report, latencies, args.out)
+            files += write_plots(report, latencies, out)
         except ModuleNotFoundError as exc:
             if exc.name != "matplotlib":
                 raise
             print("note: no plots: matplotlib is not installed (pip install matplotlib)", file=sys.stderr)
     print(_headline(report))
-    print(f"wrote {', '.join(f.name for f in files)} to {args.out}")
+    print(f"wrote {', '.join(f.name for f in files)} to {out}")
     if run_.interrupted:
-        print(f"interrupted: the partial report in {args.out} covers {len(run_.results)} examples", file=sys.stderr)
+        print(f"interrupted: the partial report in {out} covers {len(run_.results)} examples", file=sys.stderr)
         return 130
     if run_.abort_error is not None:
         err = run_.abort_error
-        raise type(err)(f"{err.message}; partial report written to {args.out}")
+        raise type(err)(f"{err.message}; partial report written to {out}")
     return 0
 
 

@@ -66,7 +66,8 @@ def _name(report: dict[str, Any]) -> str:
     meta = report["provenance"]
     source = meta["source"].get("model") or meta["source"].get("url")
     partial = " [PARTIAL]" if report["status"] == "partial" else ""
-    return f"{source} on {Path(meta['data']).name}, {meta['date']}{partial}"
+    context = f", {meta['context']} context" if "context" in meta else ""
+    return f"{source} on {Path(meta['data']).name}{context}, {meta['date']}{partial}"
 
 
 def compare_reports(a: dict[str, Any], b: dict[str, Any]) -> str:

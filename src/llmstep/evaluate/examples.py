@@ -26,11 +26,15 @@ _GOAL, _PROOFSTEP = "[GOAL]", "[PROOFSTEP]"
 
 @dataclass(frozen=True)
 class Example:
-    """One step to predict: the state before it, the tactic that was used, and where it was read."""
+    """One step to predict: the state before it, the tactic that was used, and where it was read.
+
+    ``context`` is the file's source before the step, for records that carry one (empty otherwise).
+    """
 
     state: str
     reference: str
     where: str
+    context: str = ""
 
 
 def detect_format(path: Path) -> str:
@@ -62,7 +66,7 @@ def _from_record(record: dict[str, str], where: str) -> Example:
     reference = completion.removesuffix(END_MARKER).strip()
     if not reference:
         raise DataError(f"{where}: field 'completion' holds no tactic ({completion!r})")
-    return Example(prompt[len(_GOAL) : -len(_PROOFSTEP)], reference, where)
+    return Example(prompt[len(_GOAL) : -len(_PROOFSTEP)], reference, where, record.get("context", ""))
 
 
 def _iter_jsonl(path: Path) -> Iterator[Example]:

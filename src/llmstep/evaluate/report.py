@@ -41,6 +41,7 @@ def provenance(
     num_samples: int,
     decoding: dict[str, Any],
     max_failure_rate: float,
+    context: str = "with",
 ) -> dict[str, Any]:
     """How the report was made: enough to rerun it and to tell two reports apart."""
     mode = decoding.get("decoding")
@@ -55,6 +56,7 @@ def provenance(
         "decoding": decoding,
         "deterministic": deterministic,
         "max_failure_rate": max_failure_rate,
+        "context": context,
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "llmstep_version": __version__,
     }

@@ -100,7 +100,7 @@ def _evaluate_one(example: Example, suggester: Suggester, clock: Callable[[], fl
     }
     start = clock()
     try:
-        suggestions = tuple(suggester.suggest(example.state))
+        suggestions = tuple(suggester.suggest(example.state, example.context))
     except LLMStepError as exc:
         return ExampleResult(**common, error_code=exc.code, error_message=exc.message)
     latency_s = clock() - start

@@ -17,9 +17,12 @@ __all__ = ["ClientSuggester", "EngineSuggester", "Suggester"]
 
 @runtime_checkable
 class Suggester(Protocol):
-    """Ranked tactics for a tactic state, best first; raises an ``LLMStepError`` when it cannot answer."""
+    """Ranked tactics for a tactic state (and the file context, if any), best first.
 
-    def suggest(self, state: str) -> list[str]: ...
+    Raises an ``LLMStepError`` when it cannot answer.
+    """
+
+    def suggest(self, state: str, context: str = "") -> list[str]: ...
 
 
 class ClientSuggester:
@@ -34,8 +37,10 @@ class ClientSuggester:
         self.num_samples = num_samples
         self.temperature = temperature
 
-    def suggest(self, state: str) -> list[str]:
-        reply = self.client.suggest(state, "", num_samples=self.num_samples, temperature=self.temperature)
+    def suggest(self, state: str, context: str = "") -> list[str]:
+        reply = self.client.suggest(
+            state, "", context=context, num_samples=self.num_samples, temperature=self.temperature
+        )
         return [s.tactic for s in reply.suggestions]
 
     def describe(self) -> dict[str, Any]:
@@ -57,10 +62,15 @@ class EngineSuggester:
         self.engine = engine
         self.num_samples = num_samples
 
-    def suggest(self, state: str) -> list[str]:
-        return [s.tactic for s in self.engine.suggest(state, "", num_samples=self.num_samples).items]
+    def suggest(self, state: str, context: str = "") -> list[str]:
+        reply = self.engine.suggest(state, "", context=context, num_samples=self.num_samples)
+        return [s.tactic for s in reply.items]
 
     def describe(self) -> dict[str, Any]:
         """The model and the engine that ran it."""
         backend = self.engine.backend
-        return {"model": backend.model_id, "backend": backend.name, "prompt_format": self.engine.prompt_format.name}
+        info = {"model": backend.model_id, "backend": backend.name, "prompt_format": self.engine.prompt_format.name}
+        compute_type = getattr(backend, "compute_type", None)  # only engines with a choice of precision have one
+        if compute_type is not None:
+            info["compute_type"] = compute_type
+        return info
