@@ -68,6 +68,11 @@ def register(subparsers: Any) -> None:
         "--deepspeed", metavar="CONFIG", help="DeepSpeed JSON config, e.g. configs/deepspeed_zero3_fp16.json"
     )
     p.add_argument("--gradient-checkpointing", action="store_true", help="trade compute for activation memory")
+    p.add_argument(
+        "--group-by-length",
+        action="store_true",
+        help="batch pairs of similar length together: less padding, so faster steps (batches are less random)",
+    )
     p.add_argument("--lora", action="store_true", help="train a LoRA adapter; saves it and a merged model")
     p.add_argument("--lora-r", type=int, help="LoRA rank (default 16)")
     p.add_argument("--lora-alpha", type=int, help="LoRA alpha (default 32)")
@@ -95,6 +100,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "logging_steps": args.logging_steps,
         "deepspeed": args.deepspeed,
         "gradient_checkpointing": args.gradient_checkpointing,
+        "group_by_length": args.group_by_length or None,
         "resume": args.resume,
         "lora": args.lora,
         "lora_r": args.lora_r,

@@ -59,6 +59,7 @@ class TrainConfig:
     logging_steps: int = 10
     deepspeed: str | None = None  # path to a DeepSpeed JSON config, passed to TrainingArguments
     gradient_checkpointing: bool = False
+    group_by_length: bool = False  # batch pairs of similar length: less padding, faster steps on CPU
     resume: bool = False  # continue from the latest checkpoint-* in output_dir
     lora: bool = False
     lora_r: int = 16
@@ -181,6 +182,7 @@ def _training_arguments(config: TrainConfig, has_eval: bool) -> Any:
             disable_tqdm=not config.progress,
             remove_unused_columns=False,  # our examples are plain dicts already shaped for the model
             label_names=["labels"],  # PeftModel's forward hides this, and without it there is no eval_loss
+            train_sampling_strategy="group_by_length" if config.group_by_length else "random",
             dataloader_num_workers=0,
             dataloader_pin_memory=torch.cuda.is_available(),
         )
