@@ -84,8 +84,7 @@ def test_eval_reports_accuracy_with_and_without_context(
     from llmstep.cli.main import main
 
     records = [
-        {"prompt": f"[GOAL]{STATE}[PROOFSTEP]", "completion": tactic + "[END]", "context": ctx}
-        for ctx, tactic in CASES
+        {"prompt": f"[GOAL]{STATE}[PROOFSTEP]", "completion": tactic + "[END]", "context": ctx} for ctx, tactic in CASES
     ]
     data = write_proofsteps(tmp_path / "test.jsonl", records)
     config = ServeConfig(prompt_format=FORMAT, decoding=DecodingConfig(decoding="beam", num_samples=2))

