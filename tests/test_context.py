@@ -114,3 +114,19 @@ def test_eval_without_any_context_to_leave_out_is_a_clear_error(
         main(["eval", "--data", str(data), "--url", "http://127.0.0.1:9", "--context", "both"])
     assert exit_info.value.code == 2
     assert "no record" in capsys.readouterr().err
+
+
+def test_llemma_format_runs_both_prompts_in_one_batch_of_the_real_model(context_model: Backend) -> None:
+    # The model was not trained on this format, so what it says is noise; what is checked is the plumbing:
+    # the few-shot prompt and the file prompt reach the transformers backend together, as one batch.
+    llemma = find_prompt_format("llemma-fewshot", load_presets())
+    config = ServeConfig(prompt_format=llemma, decoding=DecodingConfig(num_samples=2, max_new_tokens=8, seed=0))
+    with live_server(config, context_model) as url:
+        r = httpx.post(url + "/", json={"tactic_state": STATE, "prefix": "", "context": CASES[0][0]}, timeout=60)
+        assert r.status_code == 200 and isinstance(r.json()["suggestions"], list)
+        stats = httpx.get(url + "/health", timeout=10).json()["stats"]
+        assert (stats["batches"], stats["batched_requests"], stats["largest_batch"]) == (1, 2, 2)
+        r = httpx.post(url + "/", json={"tactic_state": STATE, "prefix": "", "context": ""}, timeout=60)
+        assert r.status_code == 200
+        stats = httpx.get(url + "/health", timeout=10).json()["stats"]
+        assert (stats["batches"], stats["batched_requests"]) == (2, 3)  # no context: the few-shot prompt alone
