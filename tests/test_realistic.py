@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -51,8 +53,25 @@ def fake_shared(root: Path) -> Path:
     return root
 
 
+def interrupt_at(stage: str, argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run the script as a user does and press Ctrl-C (SIGINT) once it announces ``stage``."""
+    script = REPO / "benchmarks" / "realistic.py"
+    proc = subprocess.Popen(
+        [sys.executable, str(script), *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if line.startswith(f"[{stage}]"):
+            proc.send_signal(signal.SIGINT)
+            break
+    out, err = proc.communicate(timeout=120)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, "".join(lines) + out, err)
+
+
 @pytest.mark.slow
-def test_every_stage_runs_then_a_rerun_skips_them(
+def test_every_stage_runs_resumes_after_ctrl_c_and_a_rerun_skips_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("LLMSTEP_SHARED_DIR", str(fake_shared(tmp_path / "shared")))
@@ -63,8 +82,16 @@ def test_every_stage_runs_then_a_rerun_skips_them(
         "--steps", "2", "--batch-size", "2", "--held-out", "0.3", "--max-new-tokens", "8",
         "--speed-rounds", "1", "--ct2-types", "int8,int16",
     ]  # fmt: skip
+    stages = tmp_path / "work" / "stages"
+    # Ctrl-C while fine-tuning: one line, exit 130, the finished stages kept and the running one not recorded.
+    stopped = interrupt_at("finetune", argv)
+    assert stopped.returncode == 130, stopped.stderr
+    assert stopped.stderr.strip().splitlines()[-1].startswith("interrupted in stage finetune")
+    assert sorted(p.name for p in stages.iterdir()) == ["data.json", "import.json"]
+
     assert realistic.main(argv) == 0
     first = capsys.readouterr().out
+    assert "[import] done earlier" in first and "[data] done earlier" in first
 
     report = json.loads((tmp_path / "figures" / "report.json").read_text())
     assert list(report["eval"]["variants"]) == VARIANTS
@@ -111,3 +138,15 @@ def test_missing_shared_data_says_where_it_should_be(
     assert realistic.main(["--work", str(tmp_path / "w")]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "LLMSTEP_SHARED_DIR" in err
+
+
+def test_a_failing_stage_stops_the_run_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LLMSTEP_SHARED_DIR", str(fake_shared(tmp_path / "shared")))
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"not a model at all")
+    assert realistic.main(["--work", str(tmp_path / "w"), "--gguf", str(broken)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: stage import: `llmstep convert` exited")
+    assert "is not a GGUF file" in err and not (tmp_path / "w" / "stages").exists()
