@@ -175,7 +175,8 @@ def _plots(report: dict[str, Any], out: Path) -> list[Path]:
     width = 0.8 / len(evals)
     for i, (name, v) in enumerate(evals.items()):
         xs = [j + i * width for j in range(len(KS))]
-        ax.bar(xs, [100 * (v["accuracy"]["exact"][k] or 0) for k in KS], width, label=name)
+        bars = ax.bar(xs, [100 * (v["accuracy"]["exact"][k] or 0) for k in KS], width, label=name)
+        ax.bar_label(bars, fmt="%.1f", fontsize=6)  # a 0% bar is invisible without its label
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(KS))], [f"exact@{k}" for k in KS])
     ax.set_ylabel("held-out accuracy (%)")
     ax.legend(fontsize=8)
@@ -184,16 +185,16 @@ def _plots(report: dict[str, Any], out: Path) -> list[Path]:
     paths.append(out / "accuracy.png")
     fig.savefig(paths[-1], dpi=110)
 
-    fig = Figure(figsize=(9, 5), layout="constrained")
+    fig = Figure(figsize=(12, 5), layout="constrained")
     left, right = fig.subplots(1, 2)
     names = list(evals)
     left.barh(names, [1000 * (evals[n]["latency_s"]["mean"] or 0) for n in names])
-    left.set_xlabel("mean eval latency per request (ms, beam 10)")
+    left.set_xlabel("held-out eval: mean ms per request (beam 10)")
     left.invert_yaxis()
     left.tick_params(axis="y", labelsize=7)
     contenders = list(speed)
     right.barh(contenders, [speed[n]["mean_ms"] for n in contenders], color="tab:orange")
-    right.set_xlabel(f"mean latency, {report['speed']['cases']} runtime requests (ms, 10 samples)")
+    right.set_xlabel(f"{report['speed']['cases']} runtime requests: mean ms (10 samples)")
     right.invert_yaxis()
     right.tick_params(axis="y", labelsize=7)
     fig.suptitle(label, fontsize=6.5, wrap=True)
