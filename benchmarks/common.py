@@ -22,7 +22,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -91,6 +91,23 @@ def summary(seconds: list[float]) -> dict[str, float]:
         "max_ms": 1000 * ordered[-1],
         "n": len(ordered),
     }
+
+
+def alternate(contenders: dict[str, Callable[[Any], object]], cases: list[Any], rounds: int) -> dict[str, list[float]]:
+    """Seconds per call of each contender: all of them on each case in turn, so load drifts hit all alike.
+
+    Each contender first answers one case untimed: first calls pay for lazy initialisation.
+    """
+    for run in contenders.values():
+        run(cases[0])
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(rounds):
+        for case in cases:
+            for name, run in contenders.items():
+                start = time.perf_counter()
+                run(case)
+                times[name].append(time.perf_counter() - start)
+    return times
 
 
 def machine() -> dict[str, Any]:

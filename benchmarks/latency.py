@@ -14,11 +14,10 @@ cache off (a cache hit would measure nothing), then the CTranslate2 backend
 from __future__ import annotations
 
 import argparse
-import time
 from collections.abc import Callable
 
 from baseline import BaselineGenerator
-from common import bench_model, machine, parameter_count, runtime_cases, summary, write_results
+from common import alternate, bench_model, machine, parameter_count, runtime_cases, summary, write_results
 from llmstep.backends import load_backend
 from llmstep.config import DecodingConfig, EngineConfig, ModelConfig
 from llmstep.engine import SuggestionEngine
@@ -60,15 +59,7 @@ def main() -> None:
     contenders["hf"] = lambda c: ours.suggest(c["tactic_state"], c["prefix"])
     if (ct2 := ct2_engine(str(model_dir))) is not None:
         contenders["ct2-int8"] = lambda c: ct2.suggest(c["tactic_state"], c["prefix"])
-    for run in contenders.values():  # warm-up: first calls pay for lazy initialisation
-        run(cases[0])
-    times: dict[str, list[float]] = {name: [] for name in contenders}
-    for _ in range(args.rounds):
-        for case in cases:
-            for name, run in contenders.items():
-                start = time.perf_counter()
-                run(case)
-                times[name].append(time.perf_counter() - start)
+    times = alternate(contenders, cases, args.rounds)
     stats = {name: summary(ts) for name, ts in times.items()}
     base = stats["baseline"]["mean_ms"]
     print(

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common import CACHE, ROOT, machine, runtime_cases, shared_dir, summary
+from common import CACHE, ROOT, alternate, machine, runtime_cases, shared_dir, summary
 
 STAGES = ("import", "data", "finetune", "convert", "eval", "speed", "report")
 #: CTranslate2 storage/compute types measured; int16 needs Intel MKL, which ctranslate2 lacks on some CPUs.
@@ -103,7 +103,9 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def jsonl_counts(path: Path) -> dict[str, int]:
-    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    from llmstep.data import read_proofsteps
+
+    records = read_proofsteps(path)
     return {"steps": len(records), "theorems": len({r["theorem"] for r in records})}
 
 
@@ -230,15 +232,7 @@ def stage_speed(run: Run) -> dict[str, Any]:
     for name, engine in engines.items():
         contenders[name] = lambda c, e=engine: e.suggest(c["tactic_state"], c["prefix"])
     print(f"[speed] {len(cases)} cases x {run.speed_rounds} rounds, {len(contenders)} contenders", flush=True)
-    for go in contenders.values():  # first calls pay for lazy initialisation
-        go(cases[0])
-    times: dict[str, list[float]] = {name: [] for name in contenders}
-    for _ in range(run.speed_rounds):
-        for case in cases:
-            for name, go in contenders.items():
-                start = time.perf_counter()
-                go(case)
-                times[name].append(time.perf_counter() - start)
+    times = alternate(contenders, cases, run.speed_rounds)
     for engine in engines.values():
         engine.close()
     stats = {name: summary(ts) for name, ts in times.items()}
