@@ -57,7 +57,7 @@ class PromptFormat:
         return any("{context}" in t for t in self.templates)
 
     def parts(self) -> tuple[PromptFormat, ...]:
-        """One single-prompt format per template, for the engine to fit and run one by one."""
+        """One single-prompt format per template: the engine fits each on its own and runs them together."""
         if not self.extra_templates:
             return (self,)
         return tuple(replace(self, template=t, extra_templates=()) for t in self.templates)
