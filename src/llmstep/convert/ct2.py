@@ -20,6 +20,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from llmstep.convert.target import check_target
 from llmstep.errors import ConfigError, ModelUnavailable
 
 __all__ = ["CT2_QUANTIZATIONS", "PROVENANCE_FILE", "convert_to_ct2", "import_ctranslate2", "is_ct2_model_dir"]
@@ -67,20 +68,6 @@ def _check_source(model_dir: Path) -> None:
         raise ModelUnavailable(f"{str(model_dir)!r} has no config.json, so it is not a model directory; {hint}")
     if is_ct2_model_dir(model_dir):
         raise ModelUnavailable(f"{str(model_dir)!r} is already a CTranslate2 model; serve it with --backend ct2")
-
-
-def _check_target(out_dir: Path, force: bool) -> None:
-    """Refuse to overwrite silently, and never delete a directory that is not a converted model."""
-    if not out_dir.exists() or (out_dir.is_dir() and not any(out_dir.iterdir())):
-        return
-    if not force:
-        raise ConfigError(f"output directory {str(out_dir)!r} already exists; pass --force to replace it")
-    if not is_ct2_model_dir(out_dir):
-        # ctranslate2 deletes the output directory with --force: only allow that for its own output.
-        raise ConfigError(
-            f"output directory {str(out_dir)!r} exists and is not a CTranslate2 model; "
-            "refusing to delete it even with --force: pick a new directory"
-        )
 
 
 def _neox_rope_theta(config: Any) -> float:
@@ -166,7 +153,8 @@ def convert_to_ct2(model_dir: str | Path, out_dir: str | Path, quantization: str
     if quantization not in CT2_QUANTIZATIONS:
         raise ConfigError(f"--quantization {quantization!r} is not one of: {', '.join(CT2_QUANTIZATIONS)}")
     _check_source(model_dir)
-    _check_target(out_dir, force)
+    # ctranslate2 deletes the output directory with --force: only allow that for its own output.
+    check_target(out_dir, force, is_ct2_model_dir, "a CTranslate2 model")
     ctranslate2 = import_ctranslate2()
     try:
         config = _read_config(model_dir)

@@ -18,6 +18,7 @@ import shutil
 import time
 from pathlib import Path
 
+from llmstep.convert.target import check_target
 from llmstep.errors import ConfigError, ModelUnavailable
 
 __all__ = ["import_gguf"]
@@ -32,13 +33,9 @@ def _check(gguf_file: Path, out_dir: Path, force: bool) -> None:
     with gguf_file.open("rb") as f:
         if f.read(4) != b"GGUF":
             raise ModelUnavailable(f"{str(gguf_file)!r} is not a GGUF file (it does not start with 'GGUF')")
-    if out_dir.exists() and not (out_dir.is_dir() and not any(out_dir.iterdir())):
-        if not force:
-            raise ConfigError(f"output directory {str(out_dir)!r} already exists; pass --force to replace it")
-        if not (out_dir / PROVENANCE_FILE).is_file():
-            raise ConfigError(
-                f"refusing to replace {str(out_dir)!r}: it is not the output of an earlier `llmstep convert gguf`"
-            )
+    check_target(
+        out_dir, force, lambda d: (d / PROVENANCE_FILE).is_file(), "the output of an earlier `llmstep convert gguf`"
+    )
     try:
         import gguf  # noqa: F401  (transformers needs it to read the file)
     except ImportError as exc:
