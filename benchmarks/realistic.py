@@ -186,7 +186,7 @@ def variants(run: Run) -> dict[str, list[str]]:
         "base (hf float32)": ["--model", str(run.path("base")), "--backend", "hf", "--dtype", "float32"],
         "fine-tuned hf float32": ["--model", str(run.path("finetuned")), "--backend", "hf", "--dtype", "float32"],
     }
-    for ctype in json.loads(run.path("stages", "convert.json").read_text())["converted"]:
+    for ctype in run.results["convert"]["converted"]:
         found[f"fine-tuned ct2 {ctype}"] = [
             "--model", str(run.path(f"ct2-{ctype}")), "--backend", "ct2", "--compute-type", ctype,
         ]  # fmt: skip
@@ -227,7 +227,7 @@ def stage_speed(run: Run) -> dict[str, Any]:
         "baseline (original server's generation)": lambda c: baseline.suggest(c["tactic_state"], c["prefix"])
     }
     engines = {"hf float32": engine_for(str(finetuned), "hf")}
-    for ctype in json.loads(run.path("stages", "convert.json").read_text())["converted"]:
+    for ctype in run.results["convert"]["converted"]:
         engines[f"ct2 {ctype}"] = engine_for(str(run.path(f"ct2-{ctype}")), "ct2", compute_type=ctype)
     for name, engine in engines.items():
         contenders[name] = lambda c, e=engine: e.suggest(c["tactic_state"], c["prefix"])

@@ -9,6 +9,7 @@ source model comes back too, so a test can check that an import reproduces it.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -75,22 +76,19 @@ def write_tiny_llama_gguf(path: Path, texts: list[str], *, seed: int = 0) -> tup
     writer.add_head_count(config.num_attention_heads)
     writer.add_head_count_kv(config.num_key_value_heads)
     writer.add_rope_dimension_count(config.hidden_size // config.num_attention_heads)
-    writer.add_rope_freq_base(10000.0)
+    writer.add_rope_freq_base(config.rope_parameters["rope_theta"])
     writer.add_layer_norm_rms_eps(config.rms_norm_eps)
     writer.add_vocab_size(config.vocab_size)
 
     vocab = tokenizer.get_vocab()
     tokens = [token for token, _ in sorted(vocab.items(), key=lambda item: item[1])]
     special = set(tokenizer.all_special_tokens)
-    merges = tokenizer.backend_tokenizer.to_str()  # the merges live in the serialized model
-    import json
-
-    model_json = json.loads(merges)["model"]
+    bpe = json.loads(tokenizer.backend_tokenizer.to_str())["model"]  # the merges live in the serialized model
     writer.add_tokenizer_model("gpt2")
     writer.add_tokenizer_pre("default")
     writer.add_token_list(tokens)
     writer.add_token_types([_CONTROL if t in special else _NORMAL for t in tokens])
-    writer.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in model_json["merges"]])
+    writer.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in bpe["merges"]])
     writer.add_bos_token_id(tokenizer.bos_token_id)
     writer.add_eos_token_id(tokenizer.eos_token_id)
     if tokenizer.pad_token_id is not None:
