@@ -28,8 +28,8 @@ register_option llmstep.token : String := {
   descr := "bearer token for a server that requires one; empty means $LLMSTEP_TOKEN"
 }
 
-/-- Seconds to wait for the server's answer (curl's `--max-time`); `0` waits without limit.
-Lean cannot interrupt the request, so an edit made while it waits takes effect only afterwards. -/
+/-- Seconds to wait for the server's answer (curl's `--max-time`); `0` waits without limit (curl's
+own connect timeout still applies). An edit made while it waits cancels the request at once. -/
 register_option llmstep.timeout : Nat := {
   defValue := 30
   descr := "seconds to wait for the llmstep server's answer; 0 waits without limit"
@@ -49,12 +49,14 @@ register_option llmstep.check : Bool := {
   descr := "run each suggested tactic before showing it (false: show the server's list unchecked)"
 }
 
-/-- Heartbeat budget for checking one suggestion, in thousands, like `maxHeartbeats`; `0` means no
-limit. A suggestion that runs out is not shown. The heartbeats spent checking still count against
-the enclosing declaration's own `maxHeartbeats`. -/
+/-- Heartbeat budget for checking one suggestion, in thousands, like `maxHeartbeats`, capped by
+what the enclosing declaration has left of its own `maxHeartbeats`; `0` means "what the
+declaration has left", never unlimited. A suggestion that runs out is not shown. The heartbeats
+spent checking count against the declaration's budget. -/
 register_option llmstep.maxHeartbeats : Nat := {
   defValue := 20000
-  descr := "heartbeats (in thousands) allowed to check one suggested tactic; 0 means no limit"
+  descr := "heartbeats (in thousands) allowed to check one suggested tactic, capped by what the \
+    declaration has left; 0 means what the declaration has left"
 }
 
 /-- Whether to send the source of the current file before the `llmstep` call as `context`, for

@@ -31,18 +31,22 @@ structure Request where
   context : String := ""
   deriving Inhabited
 
-/-- The request as a JSON object with the server's field names (`context` only when non-empty). -/
-def Request.toJson (r : Request) : Json :=
+/-- The request as a JSON object with the server's field names (`context` only when non-empty).
+
+Named `toJsonObject`, not `toJson`: inside `def Request.toJson` a bare `toJson` would name the
+definition itself (its short name is a local there), not `Lean.toJson`. -/
+def Request.toJsonObject (r : Request) : Json :=
   Json.mkObj ([
     ("tactic_state", Json.str r.tacticState),
     ("prefix", Json.str r.tacticPrefix),
-    ("num_samples", toJson r.numSamples)] ++
+    ("num_samples", Lean.toJson r.numSamples)] ++
     (if r.context.isEmpty then [] else [("context", Json.str r.context)]))
 
-/-- The exact bytes sent: compact JSON. Lean writes object keys in sorted order, non-ASCII
-characters as they are, and escapes only `"`, `\`, newlines and other control characters. -/
+/-- The bytes sent: compact JSON, non-ASCII characters as they are, only `"`, `\`, newlines and
+other control characters escaped. The order of the keys is `Json.compress`'s, which has changed
+between Lean releases; neither the server nor the tests depend on it. -/
 def Request.body (r : Request) : String :=
-  r.toJson.compress
+  r.toJsonObject.compress
 
 /-- One suggestion of a `200` answer. -/
 structure ScoredTactic where

@@ -108,11 +108,23 @@ def toTryThis (c : Checked) : Lean.Meta.Tactic.TryThis.Suggestion :=
       postInfo? := some ("\nRemaining goals:\n" ++ joinGoalTexts goals) }
   | .invalid _ => plainSuggestion c.tactic
 
-/-- The info shown when every suggestion was dropped: how many there were, and where to look. -/
-def noneCheckedMessage (count : Nat) : String :=
-  let tactics := if count == 1 then "1 tactic" else s!"{count} tactics"
-  s!"llmstep: the server suggested {tactics}; none of them checked (each failed, used `sorry`, \
-    or changed nothing). `set_option trace.llmstep true` shows why."
+/-- "1 tactic", "2 tactics". -/
+private def tacticCount (n : Nat) : String :=
+  if n == 1 then "1 tactic" else s!"{n} tactics"
+
+/-- The info shown when every suggestion was dropped: how many the server sent (`suggested`), how
+many were checked (`checked`: distinct and non-blank, at most `llmstep.numSuggestions`), and where
+to look. -/
+def noneCheckedMessage (suggested checked : Nat) : String :=
+  let verdict :=
+    if checked == 1 then "the one checked fails, uses `sorry`, or changes nothing"
+    else s!"none of the {checked} checked works (each fails, uses `sorry`, or changes nothing)"
+  s!"llmstep: the server suggested {tacticCount suggested}; {verdict}. \
+    `set_option trace.llmstep true` shows why."
+
+/-- The info shown when the server sent suggestions but every one was blank. -/
+def allBlankMessage (suggested : Nat) : String :=
+  s!"llmstep: the server suggested {tacticCount suggested}, all of them blank. Try another prefix."
 
 /-- The core of `llmstep`, given the server's answer: checks the suggestions (unless
 `llmstep.check` is off) and shows the useful ones.
@@ -128,23 +140,26 @@ after that. -/
 def suggestFromReply (origSpan : Syntax) (state : String) (reply : Array ScoredTactic) :
     TacticM Unit := do
   let opts ← getOptions
+  if reply.isEmpty then
+    logInfo "llmstep: the server returned no suggestions for this goal. Try another prefix."
+    return
   let candidates := (distinctTactics reply).extract 0 (max 1 (llmstep.numSuggestions.get opts))
   if candidates.isEmpty then
-    logInfo "llmstep: the server returned no suggestions for this goal. Try another prefix."
+    logInfo m!"{allBlankMessage reply.size}"
     return
   unless llmstep.check.get opts do
     Lean.Meta.Tactic.TryThis.addSuggestions origSpan (candidates.map (plainSuggestion ·.tactic))
       (origSpan? := some origSpan)
     return
-  let budget := llmstep.maxHeartbeats.get opts
+  let heartbeats := llmstep.maxHeartbeats.get opts
   let mut checked : Array Checked := #[]
   for s in candidates do
-    let result ← checkCandidate s.tactic budget
+    let result ← checkCandidate s.tactic heartbeats
     trace[llmstep] "{s.tactic}: {result.describe}"
     checked := checked.push { tactic := s.tactic, score := s.score, index := checked.size, result }
   let shown := rankChecked state checked
   if shown.isEmpty then
-    logInfo m!"{noneCheckedMessage candidates.size}"
+    logInfo m!"{noneCheckedMessage reply.size candidates.size}"
   else
     Lean.Meta.Tactic.TryThis.addSuggestions origSpan (shown.map toTryThis)
       (origSpan? := some origSpan)
@@ -165,8 +180,20 @@ def fileContext (stx : Syntax) : TacticM String := do
   | some pos => return textBefore (← getFileMap).source pos.byteIdx (llmstep.contextChars.get opts)
   | none => return ""
 
+/-- Whether this elaboration has been cancelled, as an `IO` action that curl's polling loop can
+call: the task's own cancellation flag, or the cancel token that the language server sets when
+the file is edited (the one `Core.checkInterrupted` reads). -/
+def interruptRequested : CoreM (IO Bool) := do
+  let token? := (← read).cancelTk?
+  return do
+    if (← IO.checkCanceled) then return true
+    match token? with
+    | some token => return (← token.isSet)
+    | none => return false
+
 /-- `llmstep` at syntax `origSpan` with prefix `tacticPrefix`: ask the server, then
-`suggestFromReply`. A transport or server failure is an error naming the next step. -/
+`suggestFromReply`. A transport or server failure is an error naming the next step; an edit made
+while the server thinks kills curl and abandons the call at once. -/
 def runLLMstep (origSpan : Syntax) (tacticPrefix : String) : TacticM Unit := do
   let state ← stateForServer
   let opts ← getOptions
@@ -177,7 +204,8 @@ def runLLMstep (origSpan : Syntax) (tacticPrefix : String) : TacticM Unit := do
     { tacticState := state, tacticPrefix, numSamples := max 1 (llmstep.numSuggestions.get opts),
       context := (← fileContext origSpan) }
   trace[llmstep] "POST {suggestEndpoint url} {request.body}"
-  match ← postSuggest url timeout token request with
+  match ← postSuggest url timeout token request (← interruptRequested) with
+  | .error .cancelled => throwInterruptException
   | .error err => throwError m!"{err.message}"
   | .ok reply => suggestFromReply origSpan state reply
 
@@ -191,12 +219,24 @@ first, marked 🎉; the others show the goals they leave, fewest first. Suggesti
 `sorry` or change nothing are dropped. Click one to replace the `llmstep` call with it. The tactic
 itself changes nothing, so the proof stays unfinished until you pick a suggestion.
 
-Options: `llmstep.url` (server; default from `LLMSTEP_HOST`/`LLMSTEP_PORT`, else
-`http://localhost:6000`), `llmstep.token` (default `LLMSTEP_TOKEN`), `llmstep.timeout` (seconds),
-`llmstep.numSuggestions`, `llmstep.check` and `llmstep.maxHeartbeats` (per suggestion, in thousands). `set_option trace.llmstep true` shows
-the request and the fate of every suggestion.
+Options:
+* `llmstep.url`: the server; default from `LLMSTEP_HOST`/`LLMSTEP_PORT`, else
+  `http://localhost:6000`;
+* `llmstep.token`: bearer token; default `LLMSTEP_TOKEN`;
+* `llmstep.timeout`: seconds to wait for the server;
+* `llmstep.numSuggestions`: how many tactics to ask for and check;
+* `llmstep.check`: `false` shows the server's list unchecked;
+* `llmstep.maxHeartbeats`: the budget to check one suggestion, in thousands, capped by what the
+  declaration has left;
+* `llmstep.context` and `llmstep.contextChars`: whether to send the file's source before the
+  call, and how many characters of it.
+
+`set_option trace.llmstep true` shows the request and the fate of every suggestion.
 -/
-elab (name := llmstepTac) "llmstep" tacticPrefix:(str)? : tactic => do
-  runLLMstep (← getRef) ((TSyntax.getString <$> tacticPrefix).getD "")
+syntax (name := llmstepTac) "llmstep" (ppSpace str)? : tactic
+
+elab_rules : tactic
+  | `(tactic| llmstep $[$tacticPrefix:str]?) =>
+    runLLMstep (← getRef) ((TSyntax.getString <$> tacticPrefix).getD "")
 
 end LLMstep

@@ -5,7 +5,9 @@ Each ``tests/lean/*.lean`` file pins its expected messages with ``#guard_msgs``,
 against a live ``llmstep serve`` with a tiny model trained on ``tests/lean/pairs.jsonl`` (the goals
 those files produce, paired with the tactics the model should answer); their server's address
 reaches Lean through ``LLMSTEP_HOST``/``LLMSTEP_PORT``, which the ``llmstep.url`` option's default
-reads. The other files need no server; ``server_down.lean`` needs ``curl``.
+reads. The other files need no server; ``server_down.lean`` and ``silent_server.lean`` need ``curl``,
+and the second gets, in ``LLMSTEP_SILENT_URL``, a loopback port that accepts connections and never
+answers.
 
 The whole module skips when ``lake`` is not on PATH.
 """
@@ -38,7 +40,7 @@ LEAN_FILES = sorted(LEAN_TESTS.glob("*.lean"))
 OFFLINE_FILES = [path for path in LEAN_FILES if not path.name.startswith("e2e_")]
 SERVER_FILES = [path for path in LEAN_FILES if path.name.startswith("e2e_")]
 #: Offline files that still run curl (against a closed port).
-NEEDS_CURL = {"server_down.lean"}
+NEEDS_CURL = {"server_down.lean", "silent_server.lean"}
 
 BUILD_TIMEOUT_S = 1800
 TRAIN_TIMEOUT_S = 1800
@@ -142,11 +144,20 @@ def llmstep_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
             server.wait()
 
 
+@pytest.fixture(scope="module")
+def silent_url() -> Iterator[str]:
+    """A loopback port that never answers: the kernel completes the handshake, nobody reads."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
 @pytest.mark.parametrize("path", OFFLINE_FILES, ids=lambda path: path.name)
-def test_lean_file(path: Path, lean_build: None) -> None:
+def test_lean_file(path: Path, lean_build: None, silent_url: str) -> None:
     if path.name in NEEDS_CURL and shutil.which("curl") is None:
-        pytest.skip(f"curl not on PATH; {path.name} runs curl against a closed port")
-    _run_lean(path, _env())
+        pytest.skip(f"curl not on PATH; {path.name} runs curl")
+    _run_lean(path, _env(LLMSTEP_SILENT_URL=silent_url))
 
 
 @pytest.mark.slow

@@ -8,13 +8,19 @@ import LLMstep
 -/
 
 open LLMstep in
-/-- The message the tactic would show, or the tactics it would check. -/
-def curlSays (exitCode : UInt32) (stdout : String) (stderr : String := "") : String :=
+/-- The message the tactic would show, or the tactics it would check, for curl's raw output. -/
+def curlSaysBytes (exitCode : UInt32) (stdout stderr : ByteArray) : String :=
   match interpret "http://127.0.0.1:6000" 30 { exitCode, stdout, stderr } with
   | .ok tactics => s!"ok: {tactics.map (·.tactic)}"
   -- The JSON parser's own wording is Lean's, not ours; pin only the kind and the snippet.
-  | .error (.badReply _ _ shown) => s!"bad reply: {shown}"
+  | .error (.badReply _ why shown) =>
+    if why.startsWith "HTTP" || why.startsWith "no HTTP" then s!"bad reply ({why}): {shown}"
+    else s!"bad reply: {shown}"
   | .error err => err.message
+
+/-- `curlSaysBytes` for text output. -/
+def curlSays (exitCode : UInt32) (stdout : String) (stderr : String := "") : String :=
+  curlSaysBytes exitCode stdout.toUTF8 stderr.toUTF8
 
 /-! ## A `200` answer, scores negative, integral or fractional -/
 
@@ -70,13 +76,67 @@ error"
 #guard_msgs in
 #eval curlSays 35 "\n000" "curl: (35) SSL connect error\n"
 
-/-! ## The request body, byte for byte
+/-! ## Output that is not UTF-8
 
-Keys sorted, newlines escaped, `⊢` left as it is. `wire_examples.json` holds more. -/
+A proxy's error page or a binary answer: the status still reads, and the message says what came
+back instead of blaming curl's installation. -/
 
-/-- info: "{\"num_samples\":5,\"prefix\":\"exact\",\"tactic_state\":\"n : Nat\\n⊢ n + 0 = n\"}" -/
+/-- info: "bad reply (HTTP 200, not UTF-8 text): 2 bytes" -/
 #guard_msgs in
-#eval ({ tacticState := "n : Nat\n⊢ n + 0 = n", tacticPrefix := "exact", numSamples := 5 } :
+#eval curlSaysBytes 0 (ByteArray.mk #[0xff, 0xfe] ++ "\n200".toUTF8) ByteArray.empty
+
+/-- info: "bad reply (HTTP 502, not UTF-8 text): 3 bytes" -/
+#guard_msgs in
+#eval curlSaysBytes 0 (ByteArray.mk #[0xc3, 0x28, 0xa0] ++ "\n502".toUTF8) ByteArray.empty
+
+/--
+info: "llmstep: curl failed (exit code 35) talking to http://127.0.0.1:6000: 3 bytes that are not
+UTF-8 text"
+-/
+#guard_msgs in
+#eval curlSaysBytes 35 "\n000".toUTF8 (ByteArray.mk #[0xff, 0xff, 0xff])
+
+/-! ## Timeouts with and without `llmstep.timeout` -/
+
+/--
+info: "llmstep: the server at http://h:1 did not accept the connection before curl gave up. Check
+that `llmstep serve` is running there, and the network between."
+-/
+#guard_msgs in
+#eval (LLMstep.ClientError.timedOut "http://h:1" 0).message
+
+/-! ## Error snippets stay within their limit, on one line -/
+
+/-- info: "abcd…" -/
+#guard_msgs in
+#eval LLMstep.snippet "abcdefgh" 5
+
+/-- info: "a b c" -/
+#guard_msgs in
+#eval LLMstep.snippet "a\r\nb\rc" 5
+
+/-- info: true -/
+#guard_msgs in
+#eval (LLMstep.snippet (String.ofList (List.replicate 500 'x'))).length == 200
+
+/-! ## The request body
+
+What the server reads from it, field by field: the key order is `Json.compress`'s and differs
+between Lean releases, so it is not pinned. `wire_examples.json` holds more bodies. -/
+
+open Lean in
+/-- The fields of a request body, decoded again, each as compact JSON, in a fixed order. -/
+def fieldsOf (body : String) : String :=
+  match Json.parse body with
+  | .error e => s!"not JSON: {e}"
+  | .ok json =>
+    let fields := ["context", "num_samples", "prefix", "tactic_state"].filterMap fun key =>
+      (json.getObjVal? key).toOption.map fun value => s!"{key}={value.compress}"
+    "; ".intercalate fields
+
+/-- info: "num_samples=5; prefix=\"exact\"; tactic_state=\"n : Nat\\n⊢ n + 0 = n\"" -/
+#guard_msgs in
+#eval fieldsOf ({ tacticState := "n : Nat\n⊢ n + 0 = n", tacticPrefix := "exact", numSamples := 5 } :
   LLMstep.Request).body
 
 /-! ## Where the request goes -/
@@ -106,11 +166,11 @@ Keys sorted, newlines escaped, `⊢` left as it is. `wire_examples.json` holds m
 /-! The file context: sent only when non-empty, and capped to the characters nearest the call. -/
 
 /--
-info: "{\"context\":\"theorem t : True := trivial\\n\",\"num_samples\":5,\"prefix\":\"\",\"tactic_state\":\"⊢ True\"}"
+info: "context=\"theorem t : True := trivial\\n\"; num_samples=5; prefix=\"\"; tactic_state=\"⊢ True\""
 -/
 #guard_msgs in
-#eval ({ tacticState := "⊢ True", tacticPrefix := "", numSamples := 5,
-         context := "theorem t : True := trivial\n" } : LLMstep.Request).body
+#eval fieldsOf ({ tacticState := "⊢ True", tacticPrefix := "", numSamples := 5,
+                  context := "theorem t : True := trivial\n" } : LLMstep.Request).body
 
 /-- info: "∀ b" -/
 #guard_msgs in

@@ -37,8 +37,8 @@ example (a b : Nat) (h : a ≤ b) : a + 1 ≤ b + 1 := by
 /-! ## The model's tactic does not typecheck: nothing is shown but the count -/
 
 /--
-info: llmstep: the server suggested 1 tactic; none of them checked (each failed, used `sorry`,
-or changed nothing). `set_option trace.llmstep true` shows why.
+info: llmstep: the server suggested 1 tactic; the one checked fails, uses `sorry`, or changes
+nothing. `set_option trace.llmstep true` shows why.
 -/
 #guard_msgs in
 set_option llmstep.numSuggestions 1 in
