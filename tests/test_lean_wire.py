@@ -1,8 +1,10 @@
 """The exact request bodies the Lean package sends reach the server intact and are answered.
 
 ``tests/lean/wire_examples.json`` holds the bodies byte for byte as ``LLMstep.Request.body``
-writes them (compact JSON, sorted keys, UTF-8 unescaped). They are posted here as raw bytes,
-so any disagreement between the two sides about field names or encoding fails this test.
+writes them (compact JSON, UTF-8 unescaped). They are posted here as raw bytes, so any
+disagreement between the two sides about field names or encoding fails this test. The order of
+the keys is ``Json.compress``'s, which differs between Lean releases, so each body is also posted
+with its keys reversed, and must get the same answer.
 """
 
 import json
@@ -26,6 +28,22 @@ def test_lean_request_body_is_answered(server_url: str, example: dict) -> None:
     assert {"suggestions", "model", "elapsed_ms"} <= set(reply)
     for s in reply["suggestions"]:
         assert isinstance(s["score"], float) and s["tactic"].startswith(request.prefix)
+
+
+def reversed_keys(body: str) -> bytes:
+    """The same request with its keys in the opposite order, compact and unescaped as Lean writes it."""
+    fields = json.loads(body)
+    return json.dumps(dict(reversed(fields.items())), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+@pytest.mark.parametrize("example", EXAMPLES["examples"], ids=lambda e: e["name"])
+def test_the_key_order_does_not_matter(server_url: str, example: dict) -> None:
+    url, headers = server_url + EXAMPLES["endpoint"], {"Content-Type": "application/json"}
+    as_written = httpx.post(url, content=example["body"].encode("utf-8"), headers=headers)
+    reordered = httpx.post(url, content=reversed_keys(example["body"]), headers=headers)
+    assert reversed_keys(example["body"]) != example["body"].encode("utf-8")
+    assert reordered.status_code == as_written.status_code == 200, reordered.text
+    assert reordered.json()["suggestions"] == as_written.json()["suggestions"]
 
 
 def test_examples_cover_case_tags_unicode_and_a_long_goal() -> None:
