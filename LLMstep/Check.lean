@@ -5,7 +5,8 @@ import Lean
 
 `checkCandidate` runs one suggested tactic on the current goals and reports `proofDone`, `valid`
 (with the goals left) or `invalid` (with the reason), then puts the proof state back exactly as it
-was: goals, metavariables, messages, info trees and traces.
+was: goals, metavariables, messages, info trees and traces. `runCandidate` also hands back the
+state the tactic left, for `LLMstep.Search` to continue from.
 
 The run is strict: no error recovery, errors are not turned into `sorry`, the candidate gets an
 empty message log of its own and a heartbeat budget capped by what the enclosing declaration has
@@ -102,7 +103,13 @@ private def classifyException (optionThousands : Nat) (ex : Exception) : TacticM
       by what the declaration had left)"
   return .invalid (← ex.toMessageData.toString)
 
-/-- Runs the tactic `tac` (a string from the model) on the current goals and reports what it did.
+/-- Whether the tactic worked: it closed the goals or left some without error. -/
+def CheckResult.worked : CheckResult → Bool
+  | .invalid _ => false
+  | _ => true
+
+/-- Runs the tactic `tac` (a string from the model) on the current goals and reports what it did,
+and, when it worked and `keep` is set, the proof state it left, for a search to continue from.
 The proof state, the message log, the info trees and the trace messages are put back afterwards,
 whatever happened, an interrupt included (`finally`): the text was parsed from a string, so its
 messages and info would point at the wrong place. The trace state needs its own restore, since
@@ -110,9 +117,10 @@ messages and info would point at the wrong place. The trace state needs its own 
 
 * `optionThousands`: the `llmstep.maxHeartbeats` option, in thousands; the budget is that, capped
   by what the declaration has left (`candidateBudget`). -/
-def checkCandidate (tac : String) (optionThousands : Nat) : TacticM CheckResult := do
+def runCandidate (tac : String) (optionThousands : Nat) (keep : Bool) :
+    TacticM (CheckResult × Option Tactic.SavedState) := do
   match Parser.runParserCategory (← getEnv) `tactic tac with
-  | .error err => return .invalid s!"does not parse as one tactic: {err}"
+  | .error err => return (.invalid s!"does not parse as one tactic: {err}", none)
   | .ok stx =>
     let ctx ← readThe Core.Context
     let budget := candidateBudget optionThousands ctx.maxHeartbeats
@@ -122,9 +130,15 @@ def checkCandidate (tac : String) (optionThousands : Nat) : TacticM CheckResult 
     try
       -- `tryCatchRuntimeEx` also catches heartbeat timeouts (plain `try` does not) and rethrows
       -- interrupts itself; it does not backtrack, which the `finally` below does.
-      tryCatchRuntimeEx (runStrictly stx budget) (classifyException optionThousands)
+      let result ← tryCatchRuntimeEx (runStrictly stx budget) (classifyException optionThousands)
+      let after ← if keep && result.worked then some <$> Tactic.saveState else pure none
+      return (result, after)
     finally
       saved.restore (restoreInfo := true)
       modifyTraceState fun _ => traces
+
+/-- `runCandidate` without keeping the state: what `llmstep` shows. -/
+def checkCandidate (tac : String) (optionThousands : Nat) : TacticM CheckResult := do
+  return (← runCandidate tac optionThousands (keep := false)).1
 
 end LLMstep

@@ -76,3 +76,38 @@ register_option llmstep.contextChars : Nat := {
 -- `set_option trace.llmstep true` shows the request sent and why each suggestion was kept or
 -- dropped.
 initialize Lean.registerTraceClass `llmstep
+
+/-- The most nodes `llmstep_search` expands (one server request each) before it gives up. -/
+register_option llmstep.searchMaxExpansions : Nat := {
+  defValue := 20
+  descr := "nodes llmstep_search expands (one server request each) before it gives up"
+}
+
+/-- Seconds of wall-clock time `llmstep_search` may take; `0` means no limit. Checked before each
+expansion, so one expansion (a server request and its checks) may run past it. -/
+register_option llmstep.searchTimeout : Nat := {
+  defValue := 60
+  descr := "seconds llmstep_search may take, checked before each expansion; 0 means no limit"
+}
+
+/-- Heartbeats (in thousands, like `maxHeartbeats`) for the whole of `llmstep_search`, capped by
+what the declaration has left; `0` means what the declaration has left. Each checked suggestion
+is further held to `llmstep.maxHeartbeats`. -/
+register_option llmstep.searchMaxHeartbeats : Nat := {
+  defValue := 100000
+  descr := "heartbeats (in thousands) for all of llmstep_search, capped by what the declaration \
+    has left; 0 means what the declaration has left"
+}
+
+/-- Whether `try?` asks the llmstep server for suggestions once its own strategies have failed. -/
+register_option llmstep.trySuggestions : Bool := {
+  defValue := true
+  descr := "let try? ask the llmstep server for tactics once its own strategies fail"
+}
+
+/-- Seconds `try?` waits for the llmstep server; short, since `try?` must stay quick without a
+server. A server that is down or slow gives no suggestions, never an error. -/
+register_option llmstep.tryTimeout : Nat := {
+  defValue := 5
+  descr := "seconds try? waits for the llmstep server (down or slow: no suggestions, no error)"
+}

@@ -1,6 +1,6 @@
 import LLMstep.Options
-import LLMstep.Client
-import LLMstep.Check
+import LLMstep.Rank
+import LLMstep.Ask
 
 /-!
 # The `llmstep` tactic
@@ -19,80 +19,6 @@ Future work: check candidates in parallel.
 namespace LLMstep
 
 open Lean Elab Tactic
-
-/-- The current goals as sent to the server; an error when there are none. -/
-def stateForServer : TacticM String := do
-  let goals ← getUnsolvedGoals
-  if goals.isEmpty then
-    throwError "llmstep: no goals are left, so there is nothing to suggest."
-  return joinGoalTexts (← goalTexts goals)
-
-/-- Trims surrounding whitespace (the model's output may end in a newline). -/
-private def trimWhitespace (s : String) : String :=
-  let chars := s.toList.dropWhile Char.isWhitespace
-  String.ofList (chars.reverse.dropWhile Char.isWhitespace).reverse
-
-/-- The server's suggestions trimmed, without empty or repeated tactics, in the server's order. -/
-def distinctTactics (reply : Array ScoredTactic) : Array ScoredTactic :=
-  reply.foldl (init := #[]) fun kept s =>
-    let tactic := trimWhitespace s.tactic
-    if tactic.isEmpty || kept.any (·.tactic == tactic) then kept
-    else kept.push { s with tactic := tactic }
-
-/-- A suggestion after checking. -/
-structure Checked where
-  /-- The tactic text. -/
-  tactic : String
-  /-- The server's score. -/
-  score : Float
-  /-- Its position in the server's answer, to keep sorting deterministic. -/
-  index : Nat
-  /-- What running it showed. -/
-  result : CheckResult
-
-/-- Goals left: `0` for a closer, none for an invalid suggestion. -/
-def Checked.goalsLeft? (c : Checked) : Option Nat :=
-  match c.result with
-  | .proofDone => some 0
-  | .valid goals => some goals.length
-  | .invalid _ => none
-
-/-- The display order: fewer goals left first (so closers lead), then higher score, then the
-server's order. -/
-def Checked.before (a b : Checked) : Bool :=
-  let ga := a.goalsLeft?.getD 0
-  let gb := b.goalsLeft?.getD 0
-  if ga != gb then ga < gb
-  else if a.score != b.score then a.score > b.score
-  else a.index < b.index
-
-/-- Inserts `x` before the first element it comes `before`; equal elements keep their order. -/
-private def insertBy {α : Type} (before : α → α → Bool) (x : α) : List α → List α
-  | [] => [x]
-  | y :: ys => if before x y then x :: y :: ys else y :: insertBy before x ys
-
-/-- A stable insertion sort: a handful of suggestions, and no dependence on the sorting API. -/
-private def sortBy {α : Type} (before : α → α → Bool) (xs : Array α) : Array α :=
-  (xs.foldl (fun sorted x => insertBy before x sorted) []).toArray
-
-/-- The suggestions worth showing, best first. Invalid ones go, and so do those that change
-nothing (they leave `state`, the goals `llmstep` started from) and those that leave the same goals
-as a better one. Every goal closer stays: they are all complete proofs. -/
-def rankChecked (state : String) (checked : Array Checked) : Array Checked := Id.run do
-  let useful := checked.filter fun c =>
-    match c.result with
-    | .proofDone => true
-    | .valid goals => joinGoalTexts goals != state
-    | .invalid _ => false
-  let mut shown : Array Checked := #[]
-  let mut seen : Array String := #[]
-  for c in sortBy Checked.before useful do
-    if let .valid goals := c.result then
-      let left := joinGoalTexts goals
-      if seen.contains left then continue
-      seen := seen.push left
-    shown := shown.push c
-  return shown
 
 /-- A suggestion shown as it is, without marks. -/
 def plainSuggestion (tactic : String) : Lean.Meta.Tactic.TryThis.Suggestion :=
@@ -164,50 +90,13 @@ def suggestFromReply (origSpan : Syntax) (state : String) (reply : Array ScoredT
     Lean.Meta.Tactic.TryThis.addSuggestions origSpan (shown.map toTryThis)
       (origSpan? := some origSpan)
 
-/-- The last `maxChars` characters of `source` before byte offset `byteIdx` (a syntax position,
-so a character boundary). Works on bytes, so it does not depend on the string-position API. -/
-def textBefore (source : String) (byteIdx maxChars : Nat) : String :=
-  match String.fromUTF8? (source.toUTF8.extract 0 byteIdx) with
-  | some before => String.ofList (before.toList.drop (before.length - maxChars))
-  | none => ""
-
-/-- The file's source before `stx`, capped by `llmstep.contextChars`; empty when
-`llmstep.context` is off or the syntax has no position. -/
-def fileContext (stx : Syntax) : TacticM String := do
-  let opts ← getOptions
-  unless llmstep.context.get opts do return ""
-  match stx.getPos? with
-  | some pos => return textBefore (← getFileMap).source pos.byteIdx (llmstep.contextChars.get opts)
-  | none => return ""
-
-/-- Whether this elaboration has been cancelled, as an `IO` action that curl's polling loop can
-call: the task's own cancellation flag, or the cancel token that the language server sets when
-the file is edited (the one `Core.checkInterrupted` reads). -/
-def interruptRequested : CoreM (IO Bool) := do
-  let token? := (← read).cancelTk?
-  return do
-    if (← IO.checkCanceled) then return true
-    match token? with
-    | some token => return (← token.isSet)
-    | none => return false
-
 /-- `llmstep` at syntax `origSpan` with prefix `tacticPrefix`: ask the server, then
-`suggestFromReply`. A transport or server failure is an error naming the next step; an edit made
-while the server thinks kills curl and abandons the call at once. -/
+`suggestFromReply`. A transport or server failure is an error naming the next step. -/
 def runLLMstep (origSpan : Syntax) (tacticPrefix : String) : TacticM Unit := do
   let state ← stateForServer
   let opts ← getOptions
-  let url ← resolveUrl (llmstep.url.get opts)
-  let token ← resolveToken (llmstep.token.get opts)
-  let timeout := llmstep.timeout.get opts
-  let request : Request :=
-    { tacticState := state, tacticPrefix, numSamples := max 1 (llmstep.numSuggestions.get opts),
-      context := (← fileContext origSpan) }
-  trace[llmstep] "POST {suggestEndpoint url} {request.body}"
-  match ← postSuggest url timeout token request (← interruptRequested) with
-  | .error .cancelled => throwInterruptException
-  | .error err => throwError m!"{err.message}"
-  | .ok reply => suggestFromReply origSpan state reply
+  let request := requestFor opts state tacticPrefix (← fileContext origSpan)
+  suggestFromReply origSpan state (← askServerOrThrow (← Endpoint.fromOptions opts) request)
 
 /--
 `llmstep "prefix"` asks a language model served by `llmstep serve` for the next tactic, and shows

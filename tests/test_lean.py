@@ -5,8 +5,8 @@ Each ``tests/lean/*.lean`` file pins its expected messages with ``#guard_msgs``,
 against a live ``llmstep serve`` with a tiny model trained on ``tests/lean/pairs.jsonl`` (the goals
 those files produce, paired with the tactics the model should answer); their server's address
 reaches Lean through ``LLMSTEP_HOST``/``LLMSTEP_PORT``, which the ``llmstep.url`` option's default
-reads. The other files need no server; ``server_down.lean`` and ``silent_server.lean`` need ``curl``,
-and the second gets, in ``LLMSTEP_SILENT_URL``, a loopback port that accepts connections and never
+reads. The other files need no server; ``server_down.lean``, ``try_offline.lean`` and
+``silent_server.lean`` need ``curl``, and the last gets, in ``LLMSTEP_SILENT_URL``, a loopback port that accepts connections and never
 answers.
 
 The whole module skips when ``lake`` is not on PATH.
@@ -40,7 +40,7 @@ LEAN_FILES = sorted(LEAN_TESTS.glob("*.lean"))
 OFFLINE_FILES = [path for path in LEAN_FILES if not path.name.startswith("e2e_")]
 SERVER_FILES = [path for path in LEAN_FILES if path.name.startswith("e2e_")]
 #: Offline files that still run curl (against a closed port).
-NEEDS_CURL = {"server_down.lean", "silent_server.lean"}
+NEEDS_CURL = {"server_down.lean", "silent_server.lean", "try_offline.lean"}
 
 BUILD_TIMEOUT_S = 1800
 TRAIN_TIMEOUT_S = 1800
