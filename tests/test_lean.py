@@ -6,8 +6,8 @@ against a live ``llmstep serve`` with a tiny model trained on ``tests/lean/pairs
 those files produce, paired with the tactics the model should answer); their server's address
 reaches Lean through ``LLMSTEP_HOST``/``LLMSTEP_PORT``, which the ``llmstep.url`` option's default
 reads. The other files need no server; ``server_down.lean``, ``try_offline.lean`` and
-``silent_server.lean`` need ``curl``, and the last gets, in ``LLMSTEP_SILENT_URL``, a loopback port that accepts connections and never
-answers.
+``silent_server.lean`` need ``curl``, and the last gets, in ``LLMSTEP_SILENT_URL``, a loopback port
+that accepts connections and never answers.
 
 The whole module skips when ``lake`` is not on PATH.
 """
