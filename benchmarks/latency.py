@@ -21,16 +21,22 @@ from common import alternate, bench_model, machine, parameter_count, runtime_cas
 from llmstep.backends import load_backend
 from llmstep.config import DecodingConfig, EngineConfig, ModelConfig
 from llmstep.engine import SuggestionEngine
+from llmstep.engine.blocking import BlockingEngine
 
 
-def engine_for(model: str, backend: str, **model_options: str) -> SuggestionEngine:
+def engine_for(model: str, backend: str, **model_options: str) -> BlockingEngine:
+    """Our engine with the server's decoding defaults and no cache, called one request at a time."""
     loaded = load_backend(ModelConfig(model=model, backend=backend, device="cpu", **model_options))
-    return SuggestionEngine(
-        loaded, DecodingConfig(num_samples=10, temperature=0.5, max_new_tokens=128), config=EngineConfig(cache_size=0)
+    return BlockingEngine(
+        SuggestionEngine(
+            loaded,
+            DecodingConfig(num_samples=10, temperature=0.5, max_new_tokens=128),
+            config=EngineConfig(cache_size=0),
+        )
     )
 
 
-def ct2_engine(model_dir: str) -> SuggestionEngine | None:
+def ct2_engine(model_dir: str) -> BlockingEngine | None:
     """Our CTranslate2 backend on an int8 conversion of the same model, if ctranslate2 is installed."""
     try:
         import ctranslate2  # noqa: F401

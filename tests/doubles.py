@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from llmstep.backends.base import Candidate, GenerationParams
+from llmstep.backends.base import Candidate, GenerationParams, ShouldStop, never
 
 
 class ScriptedBackend:
@@ -19,7 +19,9 @@ class ScriptedBackend:
         self.model_id = model_id
         self.calls: list[tuple[list[str], GenerationParams]] = []
 
-    def generate(self, prompts: Sequence[str], params: GenerationParams) -> list[list[Candidate]]:
+    def generate(
+        self, prompts: Sequence[str], params: GenerationParams, should_stop: ShouldStop = never
+    ) -> list[list[Candidate]]:
         self.calls.append((list(prompts), params))
         return [list(self.candidates) for _ in prompts]
 
@@ -37,7 +39,9 @@ class FailingBackend:
         self.failures = failures
         self._lock = threading.Lock()
 
-    def generate(self, prompts: Sequence[str], params: GenerationParams) -> list[list[Candidate]]:
+    def generate(
+        self, prompts: Sequence[str], params: GenerationParams, should_stop: ShouldStop = never
+    ) -> list[list[Candidate]]:
         with self._lock:
             if self.failures > 0:
                 self.failures -= 1
@@ -58,7 +62,9 @@ class SlowBackend:
         self.delay_s = delay_s
         self.batches: list[list[str]] = []
 
-    def generate(self, prompts: Sequence[str], params: GenerationParams) -> list[list[Candidate]]:
+    def generate(
+        self, prompts: Sequence[str], params: GenerationParams, should_stop: ShouldStop = never
+    ) -> list[list[Candidate]]:
         time.sleep(self.delay_s)
         self.batches.append(list(prompts))
         return [[Candidate(f" echo {len(p)}", -0.5)] for p in prompts]
@@ -87,7 +93,9 @@ class ChoosyBackend:
     def __init__(self, hang_s: float = 1.0) -> None:
         self.hang_s = hang_s
 
-    def generate(self, prompts: Sequence[str], params: GenerationParams) -> list[list[Candidate]]:
+    def generate(
+        self, prompts: Sequence[str], params: GenerationParams, should_stop: ShouldStop = never
+    ) -> list[list[Candidate]]:
         if any("boom" in p for p in prompts):
             raise ValueError("the model choked on this input (simulated)")
         if any("hang" in p for p in prompts):
@@ -108,9 +116,48 @@ class ByPromptBackend:
         self.answer = answer
         self.calls: list[list[str]] = []
 
-    def generate(self, prompts: Sequence[str], params: GenerationParams) -> list[list[Candidate]]:
+    def generate(
+        self, prompts: Sequence[str], params: GenerationParams, should_stop: ShouldStop = never
+    ) -> list[list[Candidate]]:
         self.calls.append(list(prompts))
         return [self.answer(p) for p in prompts]
 
     def close(self) -> None:
         pass
+
+
+class GatedBackend:
+    """Holds every ``generate`` call until ``release`` is set, or until ``should_stop`` says stop.
+
+    Holds the backend busy deterministically: ``entered`` is set when a call has started, ``stop_seen``
+    when a call returned because it was told to stop. Counts calls and prompts, and records any call
+    made after ``close``, which must never happen.
+    """
+
+    name = "gated"
+    model_id = "gated-model"
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.entered = threading.Event()
+        self.stop_seen = threading.Event()
+        self.calls: list[list[str]] = []
+        self.calls_after_close = 0
+        self.closed = False
+
+    def generate(
+        self, prompts: Sequence[str], params: GenerationParams, should_stop: ShouldStop = never
+    ) -> list[list[Candidate]]:
+        if self.closed:
+            self.calls_after_close += 1
+            raise RuntimeError("generate on a closed backend")
+        self.calls.append(list(prompts))
+        self.entered.set()
+        while not self.release.wait(timeout=0.005):  # one "decoding step", then poll, as a real backend does
+            if should_stop():
+                self.stop_seen.set()
+                return [[] for _ in prompts]
+        return [[Candidate(f" done {len(p)}", -0.1)] for p in prompts]
+
+    def close(self) -> None:
+        self.closed = True

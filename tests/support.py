@@ -60,15 +60,24 @@ def real_pairs(limit: int = 4, max_state_chars: int = 200) -> list[tuple[str, st
 
 
 @contextmanager
-def live_server(config: ServeConfig, backend: Backend | None = None) -> Iterator[str]:
-    """Serve ``create_app(config, backend)`` with uvicorn in a thread on 127.0.0.1; yields its URL."""
+def live_server(
+    config: ServeConfig, backend: Backend | None = None, graceful_shutdown_s: float | None = None
+) -> Iterator[str]:
+    """Serve ``create_app(config, backend)`` with uvicorn in a thread on 127.0.0.1; yields its URL.
+
+    ``graceful_shutdown_s``: how long uvicorn waits for requests in flight when the block ends
+    before it cancels them (None: it waits for them).
+    """
     import uvicorn
 
     from llmstep.cli.serve import bind
     from llmstep.server import create_app
 
     sock = bind("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(create_app(config, backend), log_config=None, access_log=False))
+    app = create_app(config, backend)
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_config=None, access_log=False, timeout_graceful_shutdown=graceful_shutdown_s)
+    )
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

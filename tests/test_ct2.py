@@ -5,6 +5,8 @@ GPT-NeoX rename fix; the converted model must then suggest what the
 transformers backend suggests, in float32 and in int8.
 """
 
+import asyncio
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -65,7 +67,8 @@ def test_ct2_suggests_what_hf_suggests(
     hf = SuggestionEngine(hf_backend, DECODINGS[decoding])
     ct2 = SuggestionEngine(ct2_backends[quantization], DECODINGS[decoding])
     for state, tactic in PAIRS:
-        assert ct2.suggest(state).items[0].tactic == hf.suggest(state).items[0].tactic == tactic
+        top_ct2, top_hf = (asyncio.run(engine.suggest(state)).items[0].tactic for engine in (ct2, hf))
+        assert top_ct2 == top_hf == tactic
 
 
 @pytest.mark.parametrize("decoding", list(DECODINGS))
@@ -74,8 +77,8 @@ def test_float32_scores_equal_hf_scores(hf_backend: Backend, ct2_backends: dict[
     hf = SuggestionEngine(hf_backend, DECODINGS[decoding])
     ct2 = SuggestionEngine(ct2_backends["float32"], DECODINGS[decoding])
     for state in [s for s, _ in PAIRS] + ["x y : Nat\n⊢ x * y = y * x"]:
-        hf_scores = {s.tactic: s.score for s in hf.suggest(state).items}
-        shared = [s for s in ct2.suggest(state).items if s.tactic in hf_scores]
+        hf_scores = {s.tactic: s.score for s in asyncio.run(hf.suggest(state)).items}
+        shared = [s for s in asyncio.run(ct2.suggest(state)).items if s.tactic in hf_scores]
         assert shared
         for s in shared:
             assert s.score == pytest.approx(hf_scores[s.tactic], abs=1e-4)
@@ -165,3 +168,16 @@ def test_serving_an_unconverted_dir_says_to_convert(tiny_model_dir: Path) -> Non
 def test_an_unsupported_compute_type_lists_the_supported(ct2_dirs: dict[str, Path]) -> None:
     with pytest.raises(ConfigError, match=r"choose one of: .*int8"):
         load_backend(ModelConfig(model=str(ct2_dirs["int8"]), backend="ct2", device="cpu", compute_type="int3"))
+
+
+@pytest.mark.parametrize("temperature", [0.5, 0.0], ids=["sample", "greedy"])
+def test_ct2_stops_where_it_is_told_to(ct2_backends: dict[str, Backend], temperature: float) -> None:
+    """ctranslate2's per-token callback ends the decoding of a batch that nobody waits for."""
+    backend = ct2_backends["float32"]
+    params = GenerationParams(num_samples=3, temperature=temperature, max_new_tokens=100, stop=(), seed=0)
+    prompt = "[GOAL]x : Nat\n⊢ x = x[PROOFSTEP]"
+    (full,) = backend.generate([prompt], params)
+    asked = itertools.count()
+    (cut,) = backend.generate([prompt], params, should_stop=lambda: next(asked) >= 2)
+    assert max(len(c.token_logprobs) for c in full) > 3  # with no stop string the model runs on past [END]
+    assert cut and all(len(c.token_logprobs) <= 3 for c in cut)

@@ -1,13 +1,13 @@
 """The engine: ranking, defaults, errors, the cache, batching and fitting long states."""
 
-from concurrent.futures import ThreadPoolExecutor
+import asyncio
 from dataclasses import replace
 
 import pytest
 
 from llmstep.backends.base import Candidate
 from llmstep.config import DecodingConfig, EngineConfig
-from llmstep.engine import SuggestionEngine
+from llmstep.engine import SuggestionEngine, Suggestions
 from llmstep.engine.cache import LRUCache
 from llmstep.errors import BackendError, ContextTooLong, GenerationTimeout
 from llmstep.protocol.prompt import PromptFormat
@@ -24,7 +24,7 @@ def test_suggestions_keep_prefix_merge_duplicates_and_rank() -> None:
             Candidate("   ", -0.01),  # empty once stripped: dropped... unless the prefix alone is a tactic
         ]
     )
-    out = SuggestionEngine(backend).suggest("⊢ n ≤ n", "exact").items
+    out = asyncio.run(SuggestionEngine(backend).suggest("⊢ n ≤ n", "exact")).items
     assert [(s.tactic, s.score) for s in out] == [
         ("exact", -0.01),
         ("exact Nat.le_refl n", -0.1),
@@ -35,14 +35,14 @@ def test_suggestions_keep_prefix_merge_duplicates_and_rank() -> None:
 
 def test_empty_suggestions_are_dropped_without_prefix() -> None:
     backend = ScriptedBackend([Candidate("", -0.1), Candidate("  ", -0.2), Candidate("simp", -1.0)])
-    assert [s.tactic for s in SuggestionEngine(backend).suggest("⊢ True").items] == ["simp"]
+    assert [s.tactic for s in asyncio.run(SuggestionEngine(backend).suggest("⊢ True")).items] == ["simp"]
 
 
 def test_prompt_and_parameters_reach_the_backend() -> None:
     backend = ScriptedBackend([])
     engine = SuggestionEngine(backend, DecodingConfig(num_samples=7, temperature=0.3, max_new_tokens=50))
-    engine.suggest("⊢ p", "intro", num_samples=3)
-    engine.suggest("⊢ q", temperature=0.0, max_new_tokens=9)
+    asyncio.run(engine.suggest("⊢ p", "intro", num_samples=3))
+    asyncio.run(engine.suggest("⊢ q", temperature=0.0, max_new_tokens=9))
     (p1, params1), (_, params2) = backend.calls
     assert p1 == ["[GOAL]⊢ p[PROOFSTEP]intro"]
     assert (params1.num_samples, params1.temperature, params1.max_new_tokens) == (3, 0.3, 50)
@@ -53,20 +53,20 @@ def test_prompt_and_parameters_reach_the_backend() -> None:
 def test_backend_exception_becomes_backend_error() -> None:
     engine = SuggestionEngine(FailingBackend(failures=1))
     with pytest.raises(BackendError, match="device-side assert"):
-        engine.suggest("⊢ True")
-    assert [s.tactic for s in engine.suggest("⊢ True").items] == ["ok"]
+        asyncio.run(engine.suggest("⊢ True"))
+    assert [s.tactic for s in asyncio.run(engine.suggest("⊢ True")).items] == ["ok"]
 
 
 def test_repeated_requests_come_from_the_cache() -> None:
     backend = ScriptedBackend([Candidate(" simp", -0.1)])
     engine = SuggestionEngine(backend)
-    first = engine.suggest("⊢ p", "")
-    again = engine.suggest("⊢ p", "")
+    first = asyncio.run(engine.suggest("⊢ p", ""))
+    again = asyncio.run(engine.suggest("⊢ p", ""))
     assert not first.cached and again.cached and again.items == first.items
     assert len(backend.calls) == 1
-    engine.suggest("⊢ p", "s")  # another prefix
-    engine.suggest("⊢ p", "", num_samples=3)  # other decoding parameters
-    engine.suggest("⊢ p", "", context="-- a file")  # llmstep's format ignores context: still a hit
+    asyncio.run(engine.suggest("⊢ p", "s"))  # another prefix
+    asyncio.run(engine.suggest("⊢ p", "", num_samples=3))  # other decoding parameters
+    asyncio.run(engine.suggest("⊢ p", "", context="-- a file"))  # llmstep's format ignores context: still a hit
     assert len(backend.calls) == 3
     assert engine.stats()["cache_hits"] == 2 and engine.stats()["cache_misses"] == 3
 
@@ -74,8 +74,8 @@ def test_repeated_requests_come_from_the_cache() -> None:
 def test_cache_size_zero_turns_it_off() -> None:
     backend = ScriptedBackend([Candidate(" simp", -0.1)])
     engine = SuggestionEngine(backend, config=EngineConfig(cache_size=0))
-    engine.suggest("⊢ p")
-    engine.suggest("⊢ p")
+    asyncio.run(engine.suggest("⊢ p"))
+    asyncio.run(engine.suggest("⊢ p"))
     assert len(backend.calls) == 2
 
 
@@ -92,8 +92,11 @@ def test_concurrent_requests_share_a_backend_call() -> None:
     backend = SlowBackend(delay_s=0.3)
     engine = SuggestionEngine(backend, config=EngineConfig(cache_size=0, batch_window_ms=50, max_batch_size=8))
     states = [f"⊢ goal {i}" for i in range(6)]
-    with ThreadPoolExecutor(max_workers=6) as pool:
-        results = list(pool.map(engine.suggest, states))
+
+    async def all_at_once() -> list[Suggestions]:
+        return await asyncio.gather(*(engine.suggest(s) for s in states))
+
+    results = asyncio.run(all_at_once())
     # Each request got its own answer back, from fewer backend calls than requests.
     assert [r.items[0].tactic for r in results] == [f"echo {len(f'[GOAL]{s}[PROOFSTEP]')}" for s in states]
     assert len(backend.batches) < len(states)
@@ -105,34 +108,35 @@ def test_concurrent_requests_share_a_backend_call() -> None:
 def test_requests_with_other_parameters_are_not_merged() -> None:
     backend = SlowBackend(delay_s=0.2)
     engine = SuggestionEngine(backend, config=EngineConfig(cache_size=0, batch_window_ms=100))
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        a = pool.submit(engine.suggest, "⊢ a", num_samples=2)
-        b = pool.submit(engine.suggest, "⊢ b", num_samples=3)
-        a.result(), b.result()
+
+    async def both() -> None:
+        await asyncio.gather(engine.suggest("⊢ a", num_samples=2), engine.suggest("⊢ b", num_samples=3))
+
+    asyncio.run(both())
     assert sorted(len(batch) for batch in backend.batches) == [1, 1]
 
 
 def test_a_request_past_its_deadline_is_a_timeout() -> None:
     engine = SuggestionEngine(SlowBackend(delay_s=1.0), config=EngineConfig(request_timeout_s=0.1))
     with pytest.raises(GenerationTimeout, match="deadline"):
-        engine.suggest("⊢ slow")
+        asyncio.run(engine.suggest("⊢ slow"))
 
 
 def test_long_states_are_cut_from_the_left_to_fit() -> None:
     backend = CharWindowBackend(context_window=100)
     engine = SuggestionEngine(backend, DecodingConfig(max_new_tokens=20))
     state = "h0 : " + "x" * 200 + "\n⊢ the goal"
-    result = engine.suggest(state, "exact")
+    result = asyncio.run(engine.suggest(state, "exact"))
     (prompt,), _ = backend.calls[0]
     assert result.truncated and len(prompt) == 80
     assert prompt.endswith("\n⊢ the goal[PROOFSTEP]exact") and prompt.startswith("[GOAL]")
-    assert not engine.suggest("⊢ short", "exact").truncated
+    assert not asyncio.run(engine.suggest("⊢ short", "exact")).truncated
 
 
 def test_a_prefix_that_cannot_fit_is_context_too_long() -> None:
     engine = SuggestionEngine(CharWindowBackend(context_window=40), DecodingConfig(max_new_tokens=20))
     with pytest.raises(ContextTooLong, match="40-token window"):
-        engine.suggest("⊢ p", "exact " + "a" * 30)
+        asyncio.run(engine.suggest("⊢ p", "exact " + "a" * 30))
 
 
 CONTEXT_FORMAT = PromptFormat(name="ctx-test", template="{context}[GOAL]{state}[PROOFSTEP]{prefix}", stop=("\n",))
@@ -142,7 +146,7 @@ def test_file_context_is_cut_before_the_state() -> None:
     backend = CharWindowBackend(context_window=100)
     engine = SuggestionEngine(backend, DecodingConfig(max_new_tokens=20), prompt_format=CONTEXT_FORMAT)
     context = "theorem a : True := trivial\n" * 10 + "-- nearest the cursor"
-    result = engine.suggest("⊢ the goal", "exact", context=context)
+    result = asyncio.run(engine.suggest("⊢ the goal", "exact", context=context))
     (prompt,), _ = backend.calls[0]
     assert result.truncated and len(prompt) == 80
     kept = len(prompt) - len("[GOAL]⊢ the goal[PROOFSTEP]exact")  # characters of context still in the prompt
@@ -153,7 +157,7 @@ def test_file_context_is_cut_before_the_state() -> None:
 def test_the_state_is_cut_only_when_no_context_is_left() -> None:
     backend = CharWindowBackend(context_window=100)
     engine = SuggestionEngine(backend, DecodingConfig(max_new_tokens=20), prompt_format=CONTEXT_FORMAT)
-    result = engine.suggest("h : " + "x" * 200 + "\n⊢ goal", "exact", context="-- some file")
+    result = asyncio.run(engine.suggest("h : " + "x" * 200 + "\n⊢ goal", "exact", context="-- some file"))
     (prompt,), _ = backend.calls[0]
     assert result.truncated and len(prompt) == 80 and "-- some file" not in prompt
     assert prompt.startswith("[GOAL]") and prompt.endswith("\n⊢ goal[PROOFSTEP]exact")
@@ -178,7 +182,7 @@ def _two_prompt_answers(prompt: str) -> list[Candidate]:
 def test_several_prompts_are_run_together_and_ranked_as_one() -> None:
     backend = ByPromptBackend(_two_prompt_answers)
     engine = SuggestionEngine(backend, prompt_format=TWO_PROMPTS, config=EngineConfig(batch_window_ms=50))
-    result = engine.suggest("⊢ x = x", "", context="theorem foo : 1 = 1 := by\n  ")
+    result = asyncio.run(engine.suggest("⊢ x = x", "", context="theorem foo : 1 = 1 := by\n  "))
     # Both prompts reach the model in one batch; the file prompt is the context followed by the prefix.
     assert backend.calls == [["STATE ⊢ x = x TAC ", "theorem foo : 1 = 1 := by\n  "]]
     # One ranking across both, duplicates merged at their best score, sorry/admit never shown.
@@ -188,7 +192,7 @@ def test_several_prompts_are_run_together_and_ranked_as_one() -> None:
 def test_a_context_only_prompt_is_skipped_without_context() -> None:
     backend = ByPromptBackend(_two_prompt_answers)
     engine = SuggestionEngine(backend, prompt_format=TWO_PROMPTS)
-    result = engine.suggest("⊢ x = x", "")
+    result = asyncio.run(engine.suggest("⊢ x = x", ""))
     assert backend.calls == [["STATE ⊢ x = x TAC "]]
     assert [s.tactic for s in result.items] == ["simp", "ring"]
 
@@ -198,7 +202,7 @@ def test_the_file_prompt_keeps_the_end_of_the_context_when_cut() -> None:
     fmt = replace(TWO_PROMPTS, template="S {state} T {prefix}")
     engine = SuggestionEngine(backend, DecodingConfig(max_new_tokens=20), prompt_format=fmt)
     context = "x" * 100 + "-- the cursor is here "
-    result = engine.suggest("⊢ p", "exact", context=context)
+    result = asyncio.run(engine.suggest("⊢ p", "exact", context=context))
     (state_prompt, file_prompt), _ = backend.calls[0]
     assert state_prompt == "S ⊢ p T exact"
     assert len(file_prompt) == 40 and file_prompt.endswith("-- the cursor is here exact")

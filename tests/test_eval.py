@@ -23,7 +23,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 
 import pytest
 
-from llmstep.backends.base import Candidate, GenerationParams
+from llmstep.backends.base import Candidate, GenerationParams, ShouldStop, never
 from llmstep.config import DecodingConfig, EngineConfig, ModelConfig, ServeConfig
 from llmstep.data import convert_leandojo, proofstep_record, read_proofsteps, write_proofsteps
 from llmstep.errors import BackendError, LLMStepError
@@ -393,7 +393,9 @@ class ExplodingBackend:
     name = "exploding"
     model_id = "exploding-model"
 
-    def generate(self, prompts: Sequence[str], params: GenerationParams) -> list[list[Candidate]]:
+    def generate(
+        self, prompts: Sequence[str], params: GenerationParams, should_stop: ShouldStop = never
+    ) -> list[list[Candidate]]:
         if any("BOOM" in p for p in prompts):
             raise RuntimeError("CUDA error: device-side assert triggered (simulated)")
         return [[Candidate(" simp", -0.1)] for _ in prompts]

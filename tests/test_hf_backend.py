@@ -1,5 +1,7 @@
 """The transformers backend on a tiny model trained here, loaded as users load theirs."""
 
+import asyncio
+import itertools
 import threading
 from pathlib import Path
 
@@ -20,19 +22,20 @@ PAIRS = own_pairs()
 @pytest.mark.parametrize(("state", "tactic"), PAIRS, ids=[t for _, t in PAIRS])
 def test_trained_pair_is_the_top_suggestion(hf_backend: Backend, decoding: str, state: str, tactic: str) -> None:
     engine = SuggestionEngine(hf_backend, DecodingConfig(decoding=decoding, num_samples=4, seed=0))
-    assert engine.suggest(state).items[0].tactic == tactic
+    assert asyncio.run(engine.suggest(state)).items[0].tactic == tactic
 
 
 def test_prefix_is_continued(hf_backend: Backend) -> None:
     engine = SuggestionEngine(hf_backend, DecodingConfig(decoding="beam", num_samples=4))
-    out = engine.suggest("a b : Nat\nh : a ≤ b\n⊢ a + 1 ≤ b + 1", "exact Nat.").items
+    out = asyncio.run(engine.suggest("a b : Nat\nh : a ≤ b\n⊢ a + 1 ≤ b + 1", "exact Nat.")).items
     assert out[0].tactic == "exact Nat.succ_le_succ h"
     assert all(s.tactic.startswith("exact Nat.") for s in out)
 
 
 def test_candidates_end_at_stops_and_are_ranked(hf_backend: Backend) -> None:
     engine = SuggestionEngine(hf_backend, DecodingConfig(decoding="beam", num_samples=8))
-    out = engine.suggest("x y : Nat\n⊢ x * y = y * x", "").items  # unseen: many distinct, imperfect answers
+    # Unseen: many distinct, imperfect answers.
+    out = asyncio.run(engine.suggest("x y : Nat\n⊢ x * y = y * x", "")).items
     assert len(out) > 1
     assert len({s.tactic for s in out}) == len(out)
     for s in out:
@@ -57,7 +60,7 @@ def test_seeded_sampling_is_reproducible(hf_backend: Backend) -> None:
 
 def test_greedy_at_temperature_zero(hf_backend: Backend) -> None:
     engine = SuggestionEngine(hf_backend, DecodingConfig(temperature=0.0))
-    out = engine.suggest("⊢ 2 + 2 = 4").items
+    out = asyncio.run(engine.suggest("⊢ 2 + 2 = 4")).items
     assert [s.tactic for s in out] == ["decide"]
 
 
@@ -139,3 +142,15 @@ def test_counting_tokens_while_a_padded_batch_is_encoded(hf_backend: Backend) ->
         for t in counters:
             t.join()
     assert not errors, errors[0]
+
+
+@pytest.mark.parametrize("decoding", ["sample", "beam"])
+def test_generation_stops_after_the_token_where_it_is_told_to(hf_backend: Backend, decoding: str) -> None:
+    """``should_stop`` is polled after every token: a batch nobody waits for ends there."""
+    params = GenerationParams(num_samples=3, max_new_tokens=100, decoding=decoding, stop=(), seed=0)
+    prompt = "[GOAL]x : Nat\n⊢ x = x[PROOFSTEP]"
+    (full,) = hf_backend.generate([prompt], params)
+    asked = itertools.count()
+    (cut,) = hf_backend.generate([prompt], params, should_stop=lambda: next(asked) >= 2)
+    assert max(len(c.token_logprobs) for c in full) > 3  # with no stop string the model runs on past [END]
+    assert cut and all(len(c.token_logprobs) <= 3 for c in cut)

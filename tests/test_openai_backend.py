@@ -6,6 +6,7 @@ the request body, the reply parsing and the scores are checked against a real
 standing in for an upstream that is down, broken or hung.
 """
 
+import asyncio
 import json
 import socket
 import threading
@@ -51,9 +52,9 @@ def test_trained_pairs_come_back_top_with_hf_scores(
     remote = SuggestionEngine(upstream(upstream_url), decoding)
     local = SuggestionEngine(hf_backend, decoding)
     for state, tactic in PAIRS:
-        (top, *_) = remote.suggest(state).items
+        (top, *_) = asyncio.run(remote.suggest(state)).items
         assert top.tactic == tactic
-        assert top.score == pytest.approx(local.suggest(state).items[0].score, abs=1e-6)
+        assert top.score == pytest.approx(asyncio.run(local.suggest(state)).items[0].score, abs=1e-6)
 
 
 def test_several_prompts_and_a_v1_base_url(upstream_url: str) -> None:
@@ -129,7 +130,7 @@ def test_body_key_and_a_reply_without_logprobs() -> None:
     with stub_upstream(lambda _: (200, json.dumps(reply))) as (url, seen):
         backend = upstream(url, upstream_api_key="sk-test", upstream_model="remote-model")
         params = GenerationParams(num_samples=3, temperature=0.7, max_new_tokens=20, seed=4)
-        suggestions = SuggestionEngine(backend).suggest("⊢ True")
+        suggestions = asyncio.run(SuggestionEngine(backend).suggest("⊢ True"))
         (cands,) = backend.generate([PROMPT], params)
     assert [s.tactic for s in suggestions.items] == ["b", "a"]
     assert [c.score for c in cands] == [0.0, 0.0, 0.0]

@@ -6,6 +6,7 @@ The golden strings are written out by hand from each preset's cited source
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -370,7 +371,7 @@ def test_seq2seq_suggestions_keep_the_prefix(t5_backend: Backend, decoding: str)
     defaults = DecodingConfig(decoding=decoding, num_samples=3, max_new_tokens=8, seed=0)
     engine = SuggestionEngine(t5_backend, defaults, fmt)
     try:
-        result = engine.suggest(STATE, PREFIX)
+        result = asyncio.run(engine.suggest(STATE, PREFIX))
     finally:
         engine.close()
     assert result.items

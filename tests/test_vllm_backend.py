@@ -6,6 +6,7 @@ share this environment, so most tests drive :class:`VLLMBackend` through
 real tokenizer, so decoding, stop tokens and cuts are the real ones.
 """
 
+import asyncio
 import importlib.util
 import logging
 from dataclasses import dataclass, field
@@ -171,7 +172,8 @@ def test_max_tokens_ends_with_length(tokenizer: Any) -> None:
 
 def test_greedy_asks_for_one_sequence(tokenizer: Any) -> None:
     engine = StandInLLM(tokenizer, ["decide[END]"])
-    SuggestionEngine(backend_for(engine), DecodingConfig(temperature=0.0, num_samples=8)).suggest("⊢ 2 + 2 = 4")
+    greedy = SuggestionEngine(backend_for(engine), DecodingConfig(temperature=0.0, num_samples=8))
+    asyncio.run(greedy.suggest("⊢ 2 + 2 = 4"))
     request = engine.calls[0][2]
     assert request.n == 1 and request.temperature == 0.0
 
@@ -180,7 +182,7 @@ def test_beam_uses_llm_beam_search_and_ranks_by_score(tokenizer: Any) -> None:
     # Longer continuations get lower mean log-probs from the stand-in, so the short one ranks first.
     engine = StandInLLM(tokenizer, [f"{TACTIC} junk junk junk[END]", f"{TACTIC}[END]", "simp[END]"])
     engine_defaults = DecodingConfig(decoding="beam", num_samples=3, max_new_tokens=40)
-    out = SuggestionEngine(backend_for(engine), engine_defaults).suggest(STATE).items
+    out = asyncio.run(SuggestionEngine(backend_for(engine), engine_defaults).suggest(STATE)).items
     ((kind, _, request),) = engine.calls
     assert kind == "beam_search"
     assert request == StandInBeamSearchParams(beam_width=3, max_tokens=40, length_penalty=0.0)
@@ -224,6 +226,6 @@ def test_real_vllm_suggests_the_trained_pair(tiny_model_dir: Path) -> None:
     backend = load_backend(ModelConfig(model=str(tiny_model_dir), backend="vllm", device="cuda"))
     try:
         for decoding in (DecodingConfig(temperature=0.0), DecodingConfig(decoding="beam", num_samples=4)):
-            assert SuggestionEngine(backend, decoding).suggest(STATE).items[0].tactic == TACTIC
+            assert asyncio.run(SuggestionEngine(backend, decoding).suggest(STATE)).items[0].tactic == TACTIC
     finally:
         backend.close()

@@ -16,6 +16,7 @@ lives here and nowhere else.
     ├── ModelUnavailable         model missing or failed to load      503 / exit 3
     ├── ServerBusy               too many requests in flight          503 / exit 3
     ├── ServerUnreachable        client: refused or timed out         -   / exit 3
+    ├── ClientDisconnected       server: the client left first        499 / exit 3
     ├── BackendError             the engine failed                    500 / exit 4
     │   ├── GenerationTimeout    the engine was too slow              504 / exit 4
     │   └── UpstreamError        an upstream API failed               502 / exit 4
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 __all__ = [
     "BackendError",
+    "ClientDisconnected",
     "ConfigError",
     "ContextTooLong",
     "DataError",
@@ -124,6 +126,14 @@ class ServerUnreachable(LLMStepError):
 
     code = "server_unreachable"
     http_status = 503
+    exit_code = 3
+
+
+class ClientDisconnected(LLMStepError):
+    """The client closed the connection before its answer; logged as 499 (nginx's code), never seen."""
+
+    code = "client_disconnected"
+    http_status = 499
     exit_code = 3
 
 

@@ -3,19 +3,31 @@
 A backend turns prompts into scored continuations. It knows nothing about
 Lean, HTTP or ranking: the engine renders prompts, joins prefixes, dedupes and
 ranks. Adding an engine (vLLM, CTranslate2, an upstream API) means adding one
-class with ``generate`` and ``close``.
+class with ``generate`` and ``close``. ``generate`` polls ``should_stop`` where
+it can (between decoding steps), so work nobody waits for any more ends early.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
-__all__ = ["MIN_TEMPERATURE", "Backend", "Candidate", "GenerationParams"]
+__all__ = ["MIN_TEMPERATURE", "Backend", "Candidate", "GenerationParams", "ShouldStop", "never"]
 
 #: Below this, sampling is numerically unsafe and indistinguishable from greedy decoding.
 MIN_TEMPERATURE = 1e-3
+
+
+#: Polled by a backend while it generates; True once nobody wants the batch's answer (the
+#: clients left, their deadlines passed, or the server is shutting down). Answers after a
+#: True are thrown away, so a backend may return anything, as soon as it can.
+ShouldStop = Callable[[], bool]
+
+
+def never() -> bool:
+    """The ``should_stop`` of a call that nobody cancels."""
+    return False
 
 
 @dataclass(frozen=True)
@@ -66,8 +78,13 @@ class Backend(Protocol):
     #: What was loaded: a hub id or a directory.
     model_id: str
 
-    def generate(self, prompts: Sequence[str], params: GenerationParams) -> list[list[Candidate]]:
-        """Continuations for each prompt, in prompt order; at most ``num_samples`` per prompt."""
+    def generate(
+        self, prompts: Sequence[str], params: GenerationParams, should_stop: ShouldStop = never
+    ) -> list[list[Candidate]]:
+        """Continuations for each prompt, in prompt order; at most ``num_samples`` per prompt.
+
+        Between decoding steps, where the engine allows, stop early once ``should_stop()`` is True.
+        """
         ...
 
     def close(self) -> None:

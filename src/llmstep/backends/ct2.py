@@ -2,7 +2,9 @@
 
 ``llmstep convert ct2 MODEL_DIR OUT_DIR`` writes the model directory this
 backend loads (weights, ctranslate2's config and the tokenizer). One
-``generate_batch`` call decodes every prompt of a batch.
+``generate_batch`` call decodes every prompt of a batch. Sampling and greedy
+decoding stop early once ``should_stop`` is True (ctranslate2's per-token
+``callback``); its beam search takes no callback, so a beam batch runs to its end.
 
 Scores match the transformers backend: the mean untempered log-probability of
 the generated tokens, up to and including the token that ended the step.
@@ -26,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from llmstep.backends.base import Candidate, GenerationParams
+from llmstep.backends.base import Candidate, GenerationParams, ShouldStop, never
 from llmstep.backends.candidates import TokenizerTools, cut_candidate
 from llmstep.config import ModelConfig
 from llmstep.convert.ct2 import PROVENANCE_FILE, import_ctranslate2, is_ct2_model_dir
@@ -141,7 +143,9 @@ class CT2Backend(TokenizerTools):
             return [self._vocabulary[i] for i in ids]
         return self.tokenizer.convert_ids_to_tokens(list(ids))
 
-    def generate(self, prompts: Sequence[str], params: GenerationParams) -> list[list[Candidate]]:
+    def generate(
+        self, prompts: Sequence[str], params: GenerationParams, should_stop: ShouldStop = never
+    ) -> list[list[Candidate]]:
         """One ``generate_batch`` for all prompts; see :class:`~llmstep.backends.base.Backend`."""
         with self.tokenize_lock:
             prompt_ids = [self.tokenizer(p)["input_ids"] for p in prompts]
@@ -156,7 +160,7 @@ class CT2Backend(TokenizerTools):
                 return_end_token=True,  # keep the stop token: it is scored, like in the transformers backend
                 include_prompt_in_result=False,
                 return_logits_vocab=params.decoding != "beam",
-                **self._decoding_options(params),
+                **self._decoding_options(params, should_stop),
             )
             if params.decoding == "beam":
                 logprobs = self._rescore(prompt_ids, [r.sequences_ids for r in results])
@@ -174,17 +178,20 @@ class CT2Backend(TokenizerTools):
         ]
 
     @staticmethod
-    def _decoding_options(params: GenerationParams) -> dict[str, Any]:
+    def _decoding_options(params: GenerationParams, should_stop: ShouldStop) -> dict[str, Any]:
         if params.decoding == "beam":
             n = params.num_samples
             return {"beam_size": n, "num_hypotheses": n, "length_penalty": BEAM_LENGTH_PENALTY}
+        # Called for every generated token (beam_size 1 only); True ends that prompt's decoding.
+        stop = {} if should_stop is never else {"callback": lambda step: should_stop()}
         if params.temperature == 0.0:
-            return {"beam_size": 1, "num_hypotheses": 1, "sampling_topk": 1}
+            return {"beam_size": 1, "num_hypotheses": 1, "sampling_topk": 1, **stop}
         return {
             "beam_size": 1,
             "num_hypotheses": params.num_samples,
             "sampling_topk": 0,  # the whole distribution, as llmstep samples
             "sampling_temperature": params.temperature,
+            **stop,
         }
 
     @staticmethod

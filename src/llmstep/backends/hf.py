@@ -2,9 +2,10 @@
 
 One ``generate`` call per prompt returns every sample at once
 (``num_return_sequences``, or beams), and generation halts as soon as all
-sequences have hit a stop string or the end-of-text token. Scores are the
-model's own mean token log-probability, independent of the sampling
-temperature.
+sequences have hit a stop string or the end-of-text token, or as soon as
+``should_stop`` says nobody wants the batch (a stopping criterion checked
+after every token). Scores are the model's own mean token log-probability,
+independent of the sampling temperature.
 """
 
 from __future__ import annotations
@@ -16,12 +17,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from llmstep.backends.base import Candidate, GenerationParams
+from llmstep.backends.base import Candidate, GenerationParams, ShouldStop, never
 from llmstep.backends.candidates import TokenizerTools, cut_candidate
 from llmstep.config import ModelConfig
 from llmstep.errors import ModelUnavailable
 
-__all__ = ["HFBackend", "check_local_model", "generate_kwargs", "resolve_device", "resolve_dtype", "token_logprobs"]
+__all__ = [
+    "HFBackend",
+    "check_local_model",
+    "generate_kwargs",
+    "resolve_device",
+    "resolve_dtype",
+    "stop_criteria",
+    "token_logprobs",
+]
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +77,25 @@ def check_local_model(model: str) -> None:
         raise ModelUnavailable(f"{model!r} has no config.json, so it is not a model directory; {hint}")
 
 
-def generate_kwargs(backend: TokenizerTools, params: GenerationParams) -> tuple[dict[str, Any], bool]:
+def stop_criteria(should_stop: ShouldStop) -> Any:
+    """A ``StoppingCriteriaList`` that ends every row once ``should_stop()``: how a cancelled batch stops.
+
+    ``generate`` checks it after each token, in every decoding mode; the whole batch stops,
+    since rows of a batch cannot leave one by one inside ``generate``.
+    """
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class Cancelled(StoppingCriteria):
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            return torch.full((input_ids.shape[0],), should_stop(), dtype=torch.bool, device=input_ids.device)
+
+    return StoppingCriteriaList([Cancelled()])
+
+
+def generate_kwargs(
+    backend: TokenizerTools, params: GenerationParams, should_stop: ShouldStop = never
+) -> tuple[dict[str, Any], bool]:
     """``generate()`` arguments for ``params``, and whether they sample.
 
     Stops: single-token stop strings become end ids, the rest ``stop_strings``. Beams
@@ -85,6 +112,8 @@ def generate_kwargs(backend: TokenizerTools, params: GenerationParams) -> tuple[
     }
     if text_stops:
         kwargs.update(stop_strings=text_stops, tokenizer=backend.tokenizer)
+    if should_stop is not never:
+        kwargs["stopping_criteria"] = stop_criteria(should_stop)
     sampling = params.decoding == "sample" and params.temperature > 0.0
     if params.decoding == "beam":
         kwargs.update(
@@ -151,12 +180,14 @@ class HFBackend(TokenizerTools):
             (v for v in (getattr(cfg, k, None) for k in ("max_position_embeddings", "n_positions")) if v), None
         )
 
-    def generate(self, prompts: Sequence[str], params: GenerationParams) -> list[list[Candidate]]:
+    def generate(
+        self, prompts: Sequence[str], params: GenerationParams, should_stop: ShouldStop = never
+    ) -> list[list[Candidate]]:
         """All prompts and all their samples in one ``generate`` call; see the Backend protocol."""
         with self._lock:
             if params.seed is not None:
                 self._torch.manual_seed(params.seed)
-            generated, logprobs = self._generate_batch(list(prompts), params)
+            generated, logprobs = self._generate_batch(list(prompts), params, should_stop)
         stop_ids = self._stop_token_ids(params.stop)
         rows = [
             cut_candidate(ids, lps, stop_ids, params.stop, self._decode)
@@ -165,12 +196,12 @@ class HFBackend(TokenizerTools):
         per_prompt = len(rows) // len(prompts)  # rows come prompt-major
         return [rows[i * per_prompt : (i + 1) * per_prompt] for i in range(len(prompts))]
 
-    def _generate_batch(self, prompts: list[str], params: GenerationParams) -> tuple[Any, Any]:
+    def _generate_batch(self, prompts: list[str], params: GenerationParams, should_stop: ShouldStop) -> tuple[Any, Any]:
         """Generated token ids and their log-probs, one row per sequence, prompt-major."""
         torch = self._torch
         with self.tokenize_lock:
             enc = self.tokenizer(prompts, return_tensors="pt", padding=True).to(self.device)
-        kwargs, sampling = generate_kwargs(self, params)
+        kwargs, sampling = generate_kwargs(self, params, should_stop)
         with torch.inference_mode():
             if sampling and params.num_samples > 1 and self.shared_prefill:
                 out = self._sample_with_shared_prefill(enc, params.num_samples, kwargs)

@@ -4,7 +4,8 @@ The upstream can be another llmstep server, ``vllm serve``, llama.cpp's
 server, Ollama, or a hosted endpoint. Each prompt is one request (several
 prompts go out concurrently); the upstream applies the stop strings and
 returns per-token log-probabilities, whose mean is the score, as in the other
-backends. An upstream that sends no log-probabilities gets score 0.0 for
+backends. A request already sent runs to its end; ``should_stop`` only keeps
+the prompts not yet sent from going out. An upstream that sends no log-probabilities gets score 0.0 for
 every choice, so its own order ranks them.
 
 Every failure of the upstream is translated here, once: unreachable or a bad
@@ -21,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from llmstep.backends.base import Candidate, GenerationParams
+from llmstep.backends.base import Candidate, GenerationParams, ShouldStop, never
 from llmstep.config import ModelConfig
 from llmstep.errors import ConfigError, GenerationTimeout, UpstreamError
 
@@ -101,12 +102,18 @@ class OpenAIBackend:
         headers = {"Authorization": f"Bearer {config.upstream_api_key}"} if config.upstream_api_key else {}
         self._client = httpx.Client(timeout=config.upstream_timeout_s, headers=headers)
 
-    def generate(self, prompts: Sequence[str], params: GenerationParams) -> list[list[Candidate]]:
+    def generate(
+        self, prompts: Sequence[str], params: GenerationParams, should_stop: ShouldStop = never
+    ) -> list[list[Candidate]]:
         """One request per prompt, sent concurrently; see :class:`~llmstep.backends.base.Backend`."""
+
+        def complete(prompt: str) -> list[Candidate]:
+            return [] if should_stop() else self._complete(prompt, params)
+
         if len(prompts) == 1:
-            return [self._complete(prompts[0], params)]
+            return [complete(prompts[0])]
         with ThreadPoolExecutor(max_workers=min(len(prompts), MAX_CONCURRENT_REQUESTS)) as pool:
-            return list(pool.map(lambda p: self._complete(p, params), prompts))
+            return list(pool.map(complete, prompts))
 
     def request_body(self, prompt: str, params: GenerationParams) -> dict[str, Any]:
         """The ``/v1/completions`` body for one prompt."""

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from llmstep.backends.base import Candidate, GenerationParams
+from llmstep.backends.base import Candidate, GenerationParams, ShouldStop, never
 from llmstep.backends.candidates import TokenizerTools, cut_candidate
 from llmstep.backends.hf import check_local_model, generate_kwargs, resolve_device, resolve_dtype, token_logprobs
 from llmstep.config import ModelConfig
@@ -58,7 +58,9 @@ class Seq2SeqBackend(TokenizerTools):
         # T5 uses relative positions: no fixed window, so the engine does not cut states to fit one.
         self.context_window: int | None = None
 
-    def generate(self, prompts: Sequence[str], params: GenerationParams) -> list[list[Candidate]]:
+    def generate(
+        self, prompts: Sequence[str], params: GenerationParams, should_stop: ShouldStop = never
+    ) -> list[list[Candidate]]:
         """Each prompt's samples from its own ``generate`` call; see the Backend protocol.
 
         One call per prompt, because prompts in a batch may force decoder prefixes of
@@ -70,7 +72,9 @@ class Seq2SeqBackend(TokenizerTools):
             if params.seed is not None:
                 self._torch.manual_seed(params.seed)
             for prompt in prompts:
-                generated, logprobs = self._generate_one(*split_decoder_prefix(prompt), params)
+                if should_stop():
+                    break  # the rest is unwanted; the answer is thrown away
+                generated, logprobs = self._generate_one(*split_decoder_prefix(prompt), params, should_stop)
                 out.append(
                     [
                         cut_candidate(ids, lps, stop_ids, params.stop, self._decode)
@@ -79,7 +83,9 @@ class Seq2SeqBackend(TokenizerTools):
                 )
         return out
 
-    def _generate_one(self, encoder_text: str, prefix: str, params: GenerationParams) -> tuple[Any, Any]:
+    def _generate_one(
+        self, encoder_text: str, prefix: str, params: GenerationParams, should_stop: ShouldStop
+    ) -> tuple[Any, Any]:
         """Token ids generated after the prefix, and their log-probs: one row per sample."""
         torch = self._torch
         # The encoder input ends in </s>, as in training (tokenizer(state) adds it).
@@ -89,7 +95,7 @@ class Seq2SeqBackend(TokenizerTools):
         with self.tokenize_lock:
             forced = [start, *self.tokenizer.encode(prefix, add_special_tokens=False)]
         decoder_ids = torch.tensor([forced], device=self.device)
-        kwargs, sampling = generate_kwargs(self, params)
+        kwargs, sampling = generate_kwargs(self, params, should_stop)
         kwargs["decoder_input_ids"] = decoder_ids
         if sampling:
             kwargs["num_return_sequences"] = params.num_samples

@@ -12,6 +12,10 @@ old V0 engine reported them after temperature scaling. The text is decoded
 and cut here from the token ids, so vLLM's own stop-string stripping does not
 matter and a stop token is scored wherever vLLM includes it in ``token_ids``.
 
+``LLM.generate`` cannot be interrupted, so ``should_stop`` is checked only
+before the call (vLLM's async engine, one request per call, is the way to stop
+rows early).
+
 The engine object is injectable (:meth:`VLLMBackend.from_engine`), because
 vLLM cannot run without a GPU and the glue code still needs testing.
 """
@@ -23,7 +27,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from llmstep.backends.base import Candidate, GenerationParams
+from llmstep.backends.base import Candidate, GenerationParams, ShouldStop, never
 from llmstep.backends.candidates import TokenizerTools, cut_candidate
 from llmstep.config import ModelConfig
 from llmstep.errors import ConfigError, ModelUnavailable
@@ -130,10 +134,14 @@ class VLLMBackend(TokenizerTools):
         #: The longest prompt + continuation vLLM accepts; None when the engine does not say.
         self.context_window: int | None = getattr(model_config, "max_model_len", None)
 
-    def generate(self, prompts: Sequence[str], params: GenerationParams) -> list[list[Candidate]]:
+    def generate(
+        self, prompts: Sequence[str], params: GenerationParams, should_stop: ShouldStop = never
+    ) -> list[list[Candidate]]:
         """One engine call for all prompts; see :class:`~llmstep.backends.base.Backend`."""
         stop_ids = self._stop_token_ids(params.stop)
         with self._lock:
+            if should_stop():
+                return [[] for _ in prompts]
             if params.decoding == "beam" and self._beam_search_params is not None:
                 return self._beam_search(prompts, params, stop_ids)
             if params.decoding == "beam":

@@ -131,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
 
     from llmstep.backends import load_backend
     from llmstep.config import DecodingConfig, EngineConfig, ModelConfig
+    from llmstep.engine.blocking import BlockingEngine
     from llmstep.engine.suggest import SuggestionEngine
     from llmstep.evaluate import EngineSuggester
 
@@ -151,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
         )
     )
     # No cache (a repeated state would time as free) and no batch window (requests come one at a time).
-    engine = SuggestionEngine(backend, config, config=EngineConfig(cache_size=0, batch_window_ms=0))
+    engine = BlockingEngine(SuggestionEngine(backend, config, config=EngineConfig(cache_size=0, batch_window_ms=0)))
     try:
         decoding = config.model_dump(exclude={"num_samples"})
         suggester = EngineSuggester(engine, num_samples=num_samples)

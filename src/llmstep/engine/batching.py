@@ -1,25 +1,32 @@
 """Dynamic batching: requests that arrive together share one backend call.
 
-One worker thread owns the backend. It takes the oldest waiting request,
-waits at most ``window_s`` for others with the same decoding parameters,
-and generates for all of them at once. Requests that arrive while a batch is
-running queue up and go together in the next one, so under load the batch
-grows by itself, and a lone request waits at most the window.
+One worker thread owns the backend. It takes the oldest waiting job, waits at
+most ``window_s`` for others with the same decoding parameters, and generates
+for all of them at once. Jobs that arrive while a batch is running queue up and
+go together in the next one, so under load the batch grows by itself, and a
+lone job waits at most the window.
+
+Callers await their jobs on the event loop; the worker never blocks it. A
+caller that stops waiting (its client left, its deadline passed) cancels its
+jobs: one not yet started is dropped from its batch, and a running batch is
+told to stop (``should_stop``) once none of its jobs is wanted. ``close``
+fails what is queued, stops what runs and joins the worker, so that the
+backend is never called after it returns.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
 import time
 from collections import deque
 from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 
 from llmstep.backends.base import Backend, Candidate, GenerationParams
-from llmstep.errors import GenerationTimeout
+from llmstep.errors import ModelUnavailable
 
 __all__ = ["BatchStats", "Batcher"]
 
@@ -28,11 +35,17 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class BatchStats:
-    """What the batcher has done, for /health and for tests that batching happened."""
+    """What the batcher has done, for /health and for tests that batching and cancelling happened."""
 
     batches: int = 0
     requests: int = 0
     largest_batch: int = 0
+    #: Jobs whose caller stopped waiting before the answer (disconnect, deadline).
+    cancelled: int = 0
+    #: Of those, jobs not started yet: dropped from their batch, never generated.
+    dropped: int = 0
+    #: Jobs whose running generation the backend was told to stop (nobody in the batch was waiting).
+    stopped: int = 0
 
 
 @dataclass
@@ -40,6 +53,12 @@ class _Job:
     prompt: str
     params: GenerationParams
     future: Future[list[Candidate]] = field(default_factory=Future)
+    #: Set when nobody waits for this job any more; the worker and the backend poll it.
+    unwanted: threading.Event = field(default_factory=threading.Event)
+
+
+class _Stopped(Exception):
+    """The answer of a job whose generation was stopped early; its caller has already gone."""
 
 
 _STOP = object()
@@ -53,52 +72,66 @@ class Batcher:
         self.window_s = window_s
         self.max_batch_size = max(1, max_batch_size)
         self.stats = BatchStats()
+        self._stats_lock = threading.Lock()  # the worker and the event loop both count
         self._queue: queue.Queue[_Job | object] = queue.Queue()
         self._held: deque[_Job] = deque()  # taken from the queue but not batchable with the current job
         self._pending = 0  # submitted and not yet answered
-        self._pending_lock = threading.Lock()
+        self._closing = threading.Event()
+        self._submit_lock = threading.Lock()  # orders submissions before the worker's stop mark
         self._worker = threading.Thread(target=self._run, name="llmstep-batcher", daemon=True)
         self._worker.start()
 
-    def submit(self, prompt: str, params: GenerationParams, timeout_s: float | None = None) -> list[Candidate]:
-        """Candidates for ``prompt``; raises GenerationTimeout after ``timeout_s`` seconds."""
-        return self.submit_many([prompt], params, timeout_s)[0]
+    async def submit_many(self, prompts: list[str], params: GenerationParams) -> list[list[Candidate]]:
+        """Candidates for each of ``prompts``, queued together so that they can share a batch.
 
-    def submit_many(
-        self, prompts: list[str], params: GenerationParams, timeout_s: float | None = None
-    ) -> list[list[Candidate]]:
-        """Candidates for each of ``prompts``, queued together so that they can share a batch."""
+        Cancelling the caller cancels its jobs; ModelUnavailable once the batcher is closing.
+        """
         jobs = [_Job(prompt, params) for prompt in prompts]
-        with self._pending_lock:
-            self._pending += len(jobs)
-        for job in jobs:
-            self._queue.put(job)
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-
-        def left() -> float | None:
-            return None if deadline is None else max(0.0, deadline - time.monotonic())
-
-        try:
-            return [job.future.result(timeout=left()) for job in jobs]
-        except FutureTimeout:
+        with self._submit_lock:
+            if self._closing.is_set():
+                raise ModelUnavailable("the server is shutting down; retry in a moment")
+            with self._stats_lock:
+                self._pending += len(jobs)
             for job in jobs:
-                job.future.cancel()  # dropped from its batch if it has not started
-            raise GenerationTimeout(
-                f"generation took longer than the {timeout_s:g} s deadline; try fewer samples or a shorter prefix"
-            ) from None
+                job.future.add_done_callback(self._answered)
+                self._queue.put(job)
+        try:
+            return [await asyncio.wrap_future(job.future) for job in jobs]
         finally:
-            with self._pending_lock:
-                self._pending -= len(jobs)
+            for job in jobs:
+                self._cancel(job)
+
+    def _cancel(self, job: _Job) -> None:
+        """Mark ``job`` unwanted; dropped if it has not started. A no-op on an answered job."""
+        if job.future.done() and not job.future.cancelled():
+            return
+        job.unwanted.set()
+        # Cancelling succeeds only while the job waits for its batch; asyncio may already have
+        # done it, passing on the cancellation of the awaiting task.
+        dropped = job.future.cancelled() or job.future.cancel()
+        with self._stats_lock:
+            self.stats.cancelled += 1
+            self.stats.dropped += dropped
+
+    def _answered(self, _: Future[list[Candidate]]) -> None:
+        with self._stats_lock:
+            self._pending -= 1
 
     @property
     def pending(self) -> int:
-        """Requests submitted and not yet answered: the engine's queue depth."""
+        """Jobs submitted and not yet answered: the engine's queue depth."""
         return self._pending
 
     def close(self) -> None:
-        """Stop the worker after the batches already queued."""
-        self._queue.put(_STOP)
-        self._worker.join(timeout=60)
+        """Fail the queued jobs, stop the running batch, and wait for the worker to end.
+
+        Blocks until the backend's current call returns; afterwards the batcher never calls it again.
+        """
+        with self._submit_lock:
+            if not self._closing.is_set():
+                self._closing.set()
+                self._queue.put(_STOP)
+        self._worker.join()
 
     def _next(self, timeout: float | None) -> _Job | object | None:
         if self._held:
@@ -112,7 +145,7 @@ class Batcher:
         while True:
             first = self._next(timeout=None)
             if first is _STOP:
-                return
+                break
             assert isinstance(first, _Job)
             batch = [first]
             deadline = time.monotonic() + self.window_s
@@ -130,20 +163,46 @@ class Batcher:
             self._held.extend(skipped)
             self._execute(batch)
             if stop_after:
-                return
+                break
+        while self._held:  # jobs skipped for other parameters, left when the stop mark came
+            self._execute([self._held.popleft()])
 
     def _execute(self, batch: list[_Job]) -> None:
-        live = [job for job in batch if job.future.set_running_or_notify_cancel()]
+        if self._closing.is_set():
+            for job in batch:
+                if job.future.set_running_or_notify_cancel():
+                    job.future.set_exception(ModelUnavailable("the server is shutting down; retry in a moment"))
+            return
+        live = [job for job in batch if not job.unwanted.is_set() and job.future.set_running_or_notify_cancel()]
         if not live:
             return
-        self.stats.batches += 1
-        self.stats.requests += len(live)
-        self.stats.largest_batch = max(self.stats.largest_batch, len(live))
+        with self._stats_lock:
+            self.stats.batches += 1
+            self.stats.requests += len(live)
+            self.stats.largest_batch = max(self.stats.largest_batch, len(live))
+        stopped = False
+
+        def should_stop() -> bool:
+            nonlocal stopped
+            if not stopped and (self._closing.is_set() or all(job.unwanted.is_set() for job in live)):
+                stopped = True  # counted once, before the backend hears it
+                with self._stats_lock:
+                    self.stats.stopped += len(live)
+            return stopped
+
         try:
-            results = self.backend.generate([job.prompt for job in live], live[0].params)
+            results = self.backend.generate([job.prompt for job in live], live[0].params, should_stop=should_stop)
+            if not stopped and len(results) != len(live):
+                raise RuntimeError(f"the backend answered {len(results)} prompts of {len(live)}")
         except BaseException as exc:  # handed to every waiting caller; the worker lives on
             for job in live:
                 job.future.set_exception(exc)
+            return
+        if stopped:  # a stopped answer is partial: never hand it on (it would be cached)
+            closing = self._closing.is_set()
+            for job in live:
+                why = "the server is shutting down; retry in a moment" if closing else "cancelled"
+                job.future.set_exception(ModelUnavailable(why) if closing else _Stopped(why))
             return
         for job, result in zip(live, results, strict=True):
             job.future.set_result(result)

@@ -2,28 +2,46 @@
 
 The engine owns everything between the wire and the model: rendering the
 prompt (cutting an over-long state from the left so the prompt fits the
-model), applying the server's decoding defaults, the result cache, batching
-concurrent requests, joining the prefix back on, merging duplicates and
-ranking by score. It is also the one seam where an engine's own exceptions
-become :class:`~llmstep.errors.BackendError`.
+model), applying the server's decoding defaults, the result cache, sharing
+identical requests in flight, batching concurrent requests, joining the prefix
+back on, merging duplicates and ranking by score. It is also the one seam
+where an engine's own exceptions become :class:`~llmstep.errors.BackendError`.
+
+Its answers are awaitables for the server's event loop: a cache hit returns at
+once, and the blocking work (counting tokens to fit a prompt, generating) runs
+on other threads. Cancelling a caller (its client left, its deadline passed)
+cancels its share of the work. :class:`~llmstep.engine.blocking.BlockingEngine`
+drives it for callers without an event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine, Hashable
 from dataclasses import asdict, dataclass, replace
+from typing import Any, TypeVar
 
 from llmstep.backends.base import Backend, Candidate, GenerationParams
 from llmstep.config import DecodingConfig, EngineConfig
 from llmstep.engine.batching import Batcher
 from llmstep.engine.cache import LRUCache, digest
-from llmstep.errors import BackendError, ContextTooLong, InvalidRequest, LLMStepError, PayloadTooLarge
+from llmstep.engine.flight import SingleFlight
+from llmstep.errors import (
+    BackendError,
+    ContextTooLong,
+    GenerationTimeout,
+    InvalidRequest,
+    LLMStepError,
+    PayloadTooLarge,
+)
 from llmstep.protocol.prompt import LLMSTEP_FORMAT, PromptFormat, join_suggestion
 
 __all__ = ["Suggestion", "SuggestionEngine", "Suggestions", "rank"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -79,6 +97,7 @@ class SuggestionEngine:
         self.prompt_format = prompt_format
         self.config = config or EngineConfig()
         self.cache: LRUCache[Suggestions] = LRUCache(self.config.cache_size)
+        self.flights: SingleFlight[Hashable, Suggestions] = SingleFlight()
         self.batcher = Batcher(backend, self.config.batch_window_ms / 1000, self.config.max_batch_size)
 
     def params(
@@ -98,7 +117,7 @@ class SuggestionEngine:
             seed=d.seed,
         )
 
-    def suggest(
+    async def suggest(
         self,
         tactic_state: str,
         prefix: str = "",
@@ -108,7 +127,11 @@ class SuggestionEngine:
         temperature: float | None = None,
         max_new_tokens: int | None = None,
     ) -> Suggestions:
-        """Ranked tactics for ``tactic_state``, each starting with ``prefix``."""
+        """Ranked tactics for ``tactic_state``, each starting with ``prefix``.
+
+        A cache hit answers at once; a request identical to one in flight waits for that one's
+        answer; past the deadline, GenerationTimeout.
+        """
         params = self.params(num_samples, temperature, max_new_tokens)
         self.check_limits(params)
         tactic_state, capped = self.cap_state(tactic_state)
@@ -122,11 +145,24 @@ class SuggestionEngine:
         )
         if (hit := self.cache.get(key)) is not None:
             return Suggestions(hit.items, hit.truncated_chars, cached=True)
+
+        def generate() -> Coroutine[Any, Any, Suggestions]:
+            return self._generate_ranked(key, tactic_state, prefix, used_context, params, capped)
+
+        return await self._within_deadline(self.flights.run(key, generate))
+
+    async def _generate_ranked(
+        self, key: Hashable, state: str, prefix: str, context: str, params: GenerationParams, capped: int
+    ) -> Suggestions:
+        """The answer the cache lacked, made once for every caller in flight, then cached."""
         # Most formats have one prompt; some (llmstep's Llemma server) run several and merge the results.
         # A prompt made of the file context alone is skipped when there is no context.
-        parts = [p for p in self.prompt_format.parts() if used_context or not p.needs_context()]
-        fitted = [self.fit_prompt(tactic_state, prefix, used_context, params.max_new_tokens, p) for p in parts]
-        outputs = self._generate([prompt for prompt, _ in fitted], params)
+        parts = [p for p in self.prompt_format.parts() if context or not p.needs_context()]
+        # Fitting counts tokens, which blocks on the tokenizer: off the event loop.
+        fitted = await asyncio.to_thread(
+            lambda: [self.fit_prompt(state, prefix, context, params.max_new_tokens, p) for p in parts]
+        )
+        outputs = await self._generate([prompt for prompt, _ in fitted], params)
         # The format's post-processing (ReProver's premise marks) applies before the prefix is joined on.
         candidates = [replace(c, text=p.clean(c.text)) for p, out in zip(parts, outputs, strict=True) for c in out]
         ranked = [s for s in rank(prefix, candidates) if self.prompt_format.keeps(s.tactic)]
@@ -197,15 +233,25 @@ class SuggestionEngine:
         )
         return render(state[cut:], prefix, ""), len(context) + cut
 
-    def complete(self, prompt: str, params: GenerationParams) -> list[Candidate]:
+    async def complete(self, prompt: str, params: GenerationParams) -> list[Candidate]:
         """Raw continuations of a finished prompt, unranked and uncached: for ``/v1/completions``."""
         self.check_limits(params)
-        return self._generate([prompt], params)[0]
+        return (await self._within_deadline(self._generate([prompt], params)))[0]
 
-    def _generate(self, prompts: list[str], params: GenerationParams) -> list[list[Candidate]]:
+    async def _within_deadline(self, work: Awaitable[T]) -> T:
+        """``work``'s result, or GenerationTimeout after ``request_timeout_s`` (and ``work`` cancelled)."""
+        timeout = self.config.request_timeout_s
+        try:
+            return await asyncio.wait_for(work, timeout)
+        except asyncio.TimeoutError:
+            raise GenerationTimeout(
+                f"generation took longer than the {timeout:g} s deadline; try fewer samples or a shorter prefix"
+            ) from None
+
+    async def _generate(self, prompts: list[str], params: GenerationParams) -> list[list[Candidate]]:
         """Prompts through the batcher, together; the one seam where engine errors become BackendError."""
         try:
-            return self.batcher.submit_many(prompts, params, timeout_s=self.config.request_timeout_s)
+            return await self.batcher.submit_many(prompts, params)
         except LLMStepError:
             raise
         except Exception as exc:
@@ -213,20 +259,28 @@ class SuggestionEngine:
             raise BackendError(f"the {self.backend.name} backend failed: {exc}") from exc
 
     def stats(self) -> dict[str, int]:
-        """Cache and batching counters, for /health."""
+        """Cache, sharing, batching and cancellation counters, for /health and /metrics."""
         b = self.batcher.stats
         return {
             "cache_hits": self.cache.hits,
             "cache_misses": self.cache.misses,
             "cache_entries": len(self.cache),
+            "joined_in_flight": self.flights.joined,
             "batches": b.batches,
             "batched_requests": b.requests,
             "largest_batch": b.largest_batch,
             "queue_depth": self.batcher.pending,
+            "jobs_cancelled": b.cancelled,
+            "jobs_dropped": b.dropped,
+            "jobs_stopped": b.stopped,
         }
 
     def close(self) -> None:
-        """Stop the batching worker; the backend is closed by whoever loaded it."""
+        """Fail queued work, stop running work and join the worker: the backend is idle afterwards.
+
+        Blocks while the backend finishes its current call. The backend is closed by whoever loaded it,
+        after this returns.
+        """
         self.batcher.close()
 
 

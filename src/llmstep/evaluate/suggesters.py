@@ -8,9 +8,12 @@ can pass any object with that method. Failures surface as llmstep errors:
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from llmstep.errors import LLMStepError
+
+if TYPE_CHECKING:
+    from llmstep.engine.blocking import BlockingEngine
 
 __all__ = ["ClientSuggester", "EngineSuggester", "Suggester"]
 
@@ -56,9 +59,9 @@ class ClientSuggester:
 
 
 class EngineSuggester:
-    """Runs a ``SuggestionEngine`` in this process, one request at a time."""
+    """Runs a ``SuggestionEngine`` in this process, one request at a time, through a ``BlockingEngine``."""
 
-    def __init__(self, engine: Any, *, num_samples: int) -> None:
+    def __init__(self, engine: BlockingEngine, *, num_samples: int) -> None:
         self.engine = engine
         self.num_samples = num_samples
 
@@ -68,8 +71,9 @@ class EngineSuggester:
 
     def describe(self) -> dict[str, Any]:
         """The model and the engine that ran it."""
-        backend = self.engine.backend
-        info = {"model": backend.model_id, "backend": backend.name, "prompt_format": self.engine.prompt_format.name}
+        engine = self.engine.engine
+        backend = engine.backend
+        info = {"model": backend.model_id, "backend": backend.name, "prompt_format": engine.prompt_format.name}
         compute_type = getattr(backend, "compute_type", None)  # only engines with a choice of precision have one
         if compute_type is not None:
             info["compute_type"] = compute_type

@@ -40,7 +40,9 @@ def create_app(config: ServeConfig | None = None, backend: Backend | None = None
             yield
         finally:
             app.state.engine = None
-            engine.close()
+            # Fails queued work, stops running work and joins the worker (blocking, so off the loop):
+            # once it returns the backend is idle, and only then may it be closed.
+            await run_in_threadpool(engine.close)
             if owned:
                 loaded.close()
 

@@ -22,6 +22,17 @@ log = logging.getLogger("llmstep.server")
 KNOWN_ROUTES = frozenset({"/", "/v1/suggest", "/generate", "/v1/completions", "/health", "/metrics"})
 # Seconds; step suggestion lives between a cache hit (ms) and a slow CPU model (tens of s).
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+#: Gauge name → (help, key in the engine's stats); read when /metrics is scraped.
+ENGINE_GAUGES = {
+    "llmstep_queue_depth": ("Requests waiting for or in generation", "queue_depth"),
+    "llmstep_cache_hits": ("Answers served from the cache", "cache_hits"),
+    "llmstep_cache_misses": ("Answers that needed the model", "cache_misses"),
+    "llmstep_joined_in_flight": ("Requests answered by an identical request's generation", "joined_in_flight"),
+    "llmstep_batches": ("Backend calls made", "batches"),
+    "llmstep_jobs_cancelled": ("Jobs whose client left or whose deadline passed before the answer", "jobs_cancelled"),
+    "llmstep_jobs_dropped": ("Cancelled jobs dropped from their batch before generating", "jobs_dropped"),
+    "llmstep_jobs_stopped": ("Jobs whose generation was stopped early: nobody waited for it", "jobs_stopped"),
+}
 
 
 class Metrics:
@@ -40,15 +51,9 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
-        gauges = {
-            "llmstep_in_flight": ("Requests being answered", in_flight),
-            "llmstep_queue_depth": ("Requests waiting for or in generation", lambda: stats().get("queue_depth", 0)),
-            "llmstep_cache_hits": ("Answers served from the cache", lambda: stats().get("cache_hits", 0)),
-            "llmstep_cache_misses": ("Answers that needed the model", lambda: stats().get("cache_misses", 0)),
-            "llmstep_batches": ("Backend calls made", lambda: stats().get("batches", 0)),
-        }
-        for name, (doc, read) in gauges.items():
-            Gauge(name, doc, registry=self.registry).set_function(read)
+        Gauge("llmstep_in_flight", "Requests being answered", registry=self.registry).set_function(in_flight)
+        for name, (doc, key) in ENGINE_GAUGES.items():
+            Gauge(name, doc, registry=self.registry).set_function(lambda key=key: stats().get(key, 0))
 
     def observe(self, path: str, status: int, seconds: float, error_code: str | None) -> None:
         """Count one answered request."""

@@ -3,8 +3,10 @@
 Four protocols share one engine: llmstep's original ``POST /``, the scored
 ``POST /v1/suggest`` that the Lean package and CLI use, Lean Copilot's
 ``POST /generate``, and OpenAI's ``POST /v1/completions`` for raw prompts.
-Routes are plain ``def``s, so FastAPI runs the blocking model call in its
-thread pool and the event loop keeps accepting requests.
+Routes are ``async``: they await the engine, whose blocking work runs on other
+threads, so a cache hit, ``/health`` and ``/metrics`` answer on the event loop
+however many generations are in flight, and no route holds a thread while it
+waits. A route whose client leaves cancels its work (``unless_disconnected``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from llmstep.protocol.wire import (
     SuggestRequest,
     SuggestResponse,
 )
+from llmstep.server.disconnect import unless_disconnected
 
 __all__ = ["router"]
 
@@ -42,7 +45,7 @@ router = APIRouter(responses=_ERRORS)
 
 
 def _engine(request: Request) -> SuggestionEngine:
-    engine: SuggestionEngine | None = getattr(request.app.state, "engine", None)
+    engine: SuggestionEngine | None = request.app.state.engine
     if engine is None:
         raise ModelUnavailable("the model is not loaded yet; retry in a moment")
     return engine
@@ -55,18 +58,19 @@ def _record(request: Request, result: Suggestions) -> tuple[Suggestion, ...]:
 
 
 @router.post("/", response_model=LLMstepResponse, summary="llmstep's original protocol")
-def llmstep_suggest(body: LLMstepRequest, request: Request) -> LLMstepResponse:
+async def llmstep_suggest(body: LLMstepRequest, request: Request) -> LLMstepResponse:
     """Tactics for a tactic state, best first: the reply the original llmstep client expects."""
-    suggestions = _record(request, _engine(request).suggest(body.tactic_state, body.prefix, context=body.context))
+    work = _engine(request).suggest(body.tactic_state, body.prefix, context=body.context)
+    suggestions = _record(request, await unless_disconnected(request, work))
     return LLMstepResponse(suggestions=[s.tactic for s in suggestions])
 
 
 @router.post("/v1/suggest", response_model=SuggestResponse, summary="Scored suggestions")
-def v1_suggest(body: SuggestRequest, request: Request) -> SuggestResponse:
+async def v1_suggest(body: SuggestRequest, request: Request) -> SuggestResponse:
     """Tactics with their scores (mean token log-probability), best first."""
     engine = _engine(request)
     start = time.perf_counter()
-    result = engine.suggest(
+    work = engine.suggest(
         body.tactic_state,
         body.prefix,
         context=body.context,
@@ -74,6 +78,7 @@ def v1_suggest(body: SuggestRequest, request: Request) -> SuggestResponse:
         temperature=body.temperature,
         max_new_tokens=body.max_new_tokens,
     )
+    result = await unless_disconnected(request, work)
     elapsed_ms = (time.perf_counter() - start) * 1000
     suggestions = _record(request, result)
     return SuggestResponse(
@@ -87,14 +92,15 @@ def v1_suggest(body: SuggestRequest, request: Request) -> SuggestResponse:
 
 
 @router.post("/generate", response_model=GenerateResponse, summary="Lean Copilot's external-model protocol")
-def copilot_generate(body: GenerateRequest, request: Request) -> GenerateResponse:
+async def copilot_generate(body: GenerateRequest, request: Request) -> GenerateResponse:
     """Lean Copilot's ``ExternalGenerator`` request: ``input`` is the tactic state."""
-    suggestions = _record(request, _engine(request).suggest(body.input, body.prefix))
+    work = _engine(request).suggest(body.input, body.prefix)
+    suggestions = _record(request, await unless_disconnected(request, work))
     return GenerateResponse(outputs=[GenerateOutput(output=s.tactic, score=s.score) for s in suggestions])
 
 
 @router.post("/v1/completions", response_model=CompletionResponse, summary="OpenAI-compatible completions")
-def openai_completions(body: CompletionRequest, request: Request) -> CompletionResponse:
+async def openai_completions(body: CompletionRequest, request: Request) -> CompletionResponse:
     """The raw prompt continued ``n`` times, so any OpenAI client can use the hosted model."""
     if body.stream:
         raise InvalidRequest("stream: streaming is not supported; send stream=false")
@@ -112,7 +118,7 @@ def openai_completions(body: CompletionRequest, request: Request) -> CompletionR
         raise InvalidRequest("prompt: must be a non-empty string, or a non-empty list of them")
     choices: list[CompletionChoice] = []
     for prompt in prompts:
-        for cand in engine.complete(prompt, params)[: body.n]:
+        for cand in (await unless_disconnected(request, engine.complete(prompt, params)))[: body.n]:
             logprobs = (
                 CompletionLogprobs(token_logprobs=list(cand.token_logprobs)) if body.logprobs is not None else None
             )
@@ -128,7 +134,7 @@ def openai_completions(body: CompletionRequest, request: Request) -> CompletionR
 
 
 @router.get("/health", response_model=HealthResponse, summary="What is being served")
-def health(request: Request) -> HealthResponse:
+async def health(request: Request) -> HealthResponse:
     """The model, backend, prompt format, and cache and batching counters; 503 while loading."""
     engine = _engine(request)
     return HealthResponse(
@@ -141,6 +147,6 @@ def health(request: Request) -> HealthResponse:
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
-def metrics(request: Request) -> PlainTextResponse:
+async def metrics(request: Request) -> PlainTextResponse:
     """Requests by route and status, errors by code, latency, in-flight, queue depth, cache hits."""
     return PlainTextResponse(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
