@@ -99,6 +99,26 @@ def test_samples_are_scored_and_bounded(ct2_backends: dict[str, Backend]) -> Non
     assert all(len(c.token_logprobs) == 1 for c in short)
 
 
+def test_sampled_scores_are_untempered_and_need_no_vocabulary_logits(ct2_backends: dict[str, Backend]) -> None:
+    """A continuation scores the same whatever the temperature that sampled it: the callback's log-probabilities
+    are the model's own, read token by token (no vocabulary-wide logits are asked for)."""
+    backend = ct2_backends["float32"]
+    prompt = ["[GOAL]x y : Nat\n⊢ x * y = y * x[PROOFSTEP]"]
+
+    def scores(temperature: float) -> dict[str, float]:
+        (cands,) = backend.generate(
+            prompt, GenerationParams(num_samples=32, temperature=temperature, max_new_tokens=12)
+        )
+        assert all(-1e4 < c.score <= 0.0 for c in cands)
+        return {c.text: c.score for c in cands}
+
+    hot, cool = scores(1.8), scores(0.3)
+    shared = set(hot) & set(cool)
+    assert shared, "no continuation sampled at both temperatures"
+    for text in shared:
+        assert hot[text] == pytest.approx(cool[text], abs=1e-5), text
+
+
 def test_one_batch_answers_like_single_prompts(ct2_backends: dict[str, Backend]) -> None:
     backend = ct2_backends["float32"]
     prompts = [f"[GOAL]{state}[PROOFSTEP]" for state, _ in PAIRS[:4]]  # different lengths

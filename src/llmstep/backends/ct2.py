@@ -10,10 +10,13 @@ Scores match the transformers backend: the mean untempered log-probability of
 the generated tokens, up to and including the token that ended the step.
 ctranslate2 reports them differently per decoding mode, so:
 
-* sampling and greedy ask for ``return_logits_vocab``: the raw (untempered)
-  logits of each generated position, whose log-softmax gives exact per-token
-  log-probabilities;
-* beam search gives no per-step logits, only each hypothesis' cumulative
+* sampling and greedy read them from the per-token ``callback``, whose
+  ``log_prob`` is the token's log-probability under the untempered
+  distribution: one number per token, never the vocabulary-wide logits
+  (``return_logits_vocab`` would hold rows × steps × vocabulary floats, about
+  1.6 GB for 64 samples of 128 tokens at a 50k vocabulary, and on some
+  prompts it reports a masked value for the chosen token);
+* beam search has no callback and gives only each hypothesis' cumulative
   score, so the kept hypotheses are re-scored with one ``score_batch`` call
   over prompt + continuation (one extra forward pass, no sampling).
 """
@@ -25,8 +28,6 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from llmstep.backends.base import Candidate, GenerationParams, ShouldStop, never
 from llmstep.backends.candidates import TokenizerTools, cut_candidate
@@ -61,11 +62,32 @@ def resolve_compute_type(compute_type: str, device: str, supported: set[str]) ->
     return chosen
 
 
-def _log_softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise log-softmax in float64, for ``(steps, vocab)`` logits."""
-    logits = logits.astype(np.float64)
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+class _StepLog:
+    """The tokens and log-probabilities ctranslate2's callback reports, per prompt and hypothesis.
+
+    The callback's hypothesis numbers are decoding order, while results come sorted by score; a
+    result's log-probabilities are found by its prompt and its tokens instead (equal tokens after
+    the same prompt have equal log-probabilities, so duplicates need no telling apart).
+    """
+
+    def __init__(self, should_stop: ShouldStop) -> None:
+        self.should_stop = should_stop
+        self._steps: dict[tuple[int, int], tuple[list[int], list[float]]] = {}
+
+    def __call__(self, step: Any) -> bool:
+        ids, logprobs = self._steps.setdefault((step.batch_id, step.hypothesis_id), ([], []))
+        ids.append(step.token_id)
+        logprobs.append(step.log_prob)
+        return self.should_stop()
+
+    def logprobs(self, batch_id: int, seq: Sequence[int]) -> list[float]:
+        """The per-token log-probabilities of result ``seq`` of prompt ``batch_id``."""
+        for (b, _), (ids, logprobs) in self._steps.items():
+            if b == batch_id and ids == list(seq):
+                if any(lp is None for lp in logprobs):
+                    raise RuntimeError("ctranslate2 reported no log-probabilities for the generated tokens")
+                return logprobs
+        raise RuntimeError(f"ctranslate2 reported no steps for a result of prompt {batch_id}")
 
 
 def _check_model_dir(model: str) -> Path:
@@ -150,6 +172,7 @@ class CT2Backend(TokenizerTools):
         with self.tokenize_lock:
             prompt_ids = [self.tokenizer(p)["input_ids"] for p in prompts]
         stop_ids = self._stop_token_ids(params.stop)
+        steps = _StepLog(should_stop)
         with self._lock:
             if params.seed is not None:
                 self._ct2.set_random_seed(params.seed)
@@ -159,16 +182,12 @@ class CT2Backend(TokenizerTools):
                 end_token=sorted(stop_ids),
                 return_end_token=True,  # keep the stop token: it is scored, like in the transformers backend
                 include_prompt_in_result=False,
-                return_logits_vocab=params.decoding != "beam",
-                **self._decoding_options(params, should_stop),
+                **self._decoding_options(params, steps),
             )
             if params.decoding == "beam":
                 logprobs = self._rescore(prompt_ids, [r.sequences_ids for r in results])
             else:
-                logprobs = [
-                    [self._token_logprobs(seq, lg) for seq, lg in zip(r.sequences_ids, r.logits, strict=True)]
-                    for r in results
-                ]
+                logprobs = [[steps.logprobs(b, seq) for seq in r.sequences_ids] for b, r in enumerate(results)]
         return [
             [
                 cut_candidate(seq, lps, stop_ids, params.stop, self._decode)
@@ -178,29 +197,23 @@ class CT2Backend(TokenizerTools):
         ]
 
     @staticmethod
-    def _decoding_options(params: GenerationParams, should_stop: ShouldStop) -> dict[str, Any]:
+    def _decoding_options(params: GenerationParams, steps: _StepLog) -> dict[str, Any]:
         if params.decoding == "beam":
             n = params.num_samples
             return {"beam_size": n, "num_hypotheses": n, "length_penalty": BEAM_LENGTH_PENALTY}
-        # Called for every generated token (beam_size 1 only); True ends that prompt's decoding.
-        stop = {} if should_stop is never else {"callback": lambda step: should_stop()}
+        # The callback is called for every generated token (beam_size 1 only): it records the token's
+        # log-probability, and a True from it ends that prompt's decoding. Greedy decoding reports
+        # the log-probability only with return_scores (sampling always does).
+        per_token = {"callback": steps, "return_scores": True}
         if params.temperature == 0.0:
-            return {"beam_size": 1, "num_hypotheses": 1, "sampling_topk": 1, **stop}
+            return {"beam_size": 1, "num_hypotheses": 1, "sampling_topk": 1, **per_token}
         return {
             "beam_size": 1,
             "num_hypotheses": params.num_samples,
             "sampling_topk": 0,  # the whole distribution, as llmstep samples
             "sampling_temperature": params.temperature,
-            **stop,
+            **per_token,
         }
-
-    @staticmethod
-    def _token_logprobs(seq: Sequence[int], logits: Sequence[Any]) -> list[float]:
-        """Log-probabilities of ``seq`` from the raw per-step logits (StorageViews of shape ``[vocab]``)."""
-        if not seq:
-            return []
-        steps = _log_softmax(np.stack([np.asarray(step) for step in logits[: len(seq)]]))
-        return steps[np.arange(len(seq)), np.asarray(seq)].tolist()
 
     def _rescore(self, prompt_ids: list[list[int]], hypotheses: list[list[list[int]]]) -> list[list[list[float]]]:
         """Per-token log-probabilities of every hypothesis, from one ``score_batch`` over prompt + continuation."""
