@@ -35,7 +35,7 @@ def trySuggestionsFor (goal : MVarId) : MetaM (Array (TSyntax `tactic)) := do
     let env ← getEnv
     return (distinctTactics reply).filterMap fun s =>
       match Parser.runParserCategory env `tactic s.tactic with
-      | .ok stx => some ⟨stx⟩
+      | .ok stx => some (⟨stx⟩ : TSyntax `tactic)
       | .error _ => none
 
 /-- The generator `try?` runs: `trySuggestionsFor` the goal; `try?`'s collected info is not
