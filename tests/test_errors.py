@@ -30,3 +30,9 @@ def test_unknown_code_maps_to_base() -> None:
 def test_public_names_exist() -> None:
     for name in llmstep.__all__:
         assert hasattr(llmstep, name), name
+
+
+def test_first_line_keeps_one_line_of_a_foreign_error() -> None:
+    assert errors.first_line(ValueError("no config.json\n  Traceback details\n  more")) == "no config.json"
+    assert errors.first_line(RuntimeError("")) == "RuntimeError"
+    assert errors.first_line(OSError("  \n")) == "OSError"

@@ -42,6 +42,7 @@ __all__ = [
     "Unauthorized",
     "UpstreamError",
     "error_class_for_code",
+    "first_line",
 ]
 
 
@@ -180,3 +181,13 @@ def error_class_for_code(code: str) -> type[LLMStepError]:
         if cls.code == code:
             return cls
     return LLMStepError
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's message cut to its first line (its type's name when it has none).
+
+    Foreign exceptions (torch, transformers, ctranslate2, TOML) often carry pages of text; the
+    one-line errors llmstep prints keep their first line.
+    """
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]

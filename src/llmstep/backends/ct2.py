@@ -33,7 +33,7 @@ from llmstep.backends.base import Candidate, GenerationParams, ShouldStop, never
 from llmstep.backends.candidates import TokenizerTools, cut_candidate
 from llmstep.config import ModelConfig
 from llmstep.convert.ct2 import PROVENANCE_FILE, import_ctranslate2, is_ct2_model_dir
-from llmstep.errors import ConfigError, ModelUnavailable
+from llmstep.errors import ConfigError, ModelUnavailable, first_line
 
 __all__ = ["CT2Backend", "resolve_compute_type"]
 
@@ -148,9 +148,8 @@ class CT2Backend(TokenizerTools):
             self.generator = ctranslate2.Generator(str(path), device=device, compute_type=self.compute_type)
             self.tokenizer = AutoTokenizer.from_pretrained(path)
         except (RuntimeError, ValueError, OSError) as exc:
-            first = (str(exc).strip() or type(exc).__name__).splitlines()[0]
             raise ModelUnavailable(
-                f"cannot load CTranslate2 model {config.model!r}: {first} "
+                f"cannot load CTranslate2 model {config.model!r}: {first_line(exc)} "
                 "(re-run `llmstep convert ct2` with this ctranslate2 version)"
             ) from exc
         self._ct2 = ctranslate2

@@ -19,7 +19,7 @@ from llmstep.backends.base import Candidate, GenerationParams, ShouldStop, never
 from llmstep.backends.candidates import TokenizerTools, cut_candidate
 from llmstep.backends.hf import check_local_model, generate_kwargs, resolve_device, resolve_dtype, token_logprobs
 from llmstep.config import ModelConfig
-from llmstep.errors import ModelUnavailable
+from llmstep.errors import ModelUnavailable, first_line
 from llmstep.protocol.prompt import split_decoder_prefix
 
 __all__ = ["Seq2SeqBackend"]
@@ -46,9 +46,8 @@ class Seq2SeqBackend(TokenizerTools):
                 config.model, dtype=dtype, trust_remote_code=config.trust_remote_code
             )
         except Exception as exc:  # the loaders raise OSError, ValueError, HF errors...: one seam
-            first = (str(exc).strip() or type(exc).__name__).splitlines()[0]
             raise ModelUnavailable(
-                f"cannot load encoder-decoder model {config.model!r}: {first} "
+                f"cannot load encoder-decoder model {config.model!r}: {first_line(exc)} "
                 "(pass --model DIR with a local model directory, or a hub id that is cached or reachable; "
                 "a causal LM runs on --backend hf)"
             ) from exc

@@ -30,7 +30,7 @@ from typing import Any
 from llmstep.backends.base import Candidate, GenerationParams, ShouldStop, never
 from llmstep.backends.candidates import TokenizerTools, cut_candidate
 from llmstep.config import ModelConfig
-from llmstep.errors import ConfigError, ModelUnavailable
+from llmstep.errors import ConfigError, ModelUnavailable, first_line
 
 __all__ = ["VLLMBackend", "engine_kwargs"]
 
@@ -90,8 +90,7 @@ class VLLMBackend(TokenizerTools):
         try:
             engine = vllm.LLM(**kwargs)
         except Exception as exc:  # vLLM raises ValueError, OSError, RuntimeError, CUDA errors...: one seam
-            first = (str(exc).strip() or type(exc).__name__).splitlines()[0]
-            raise ModelUnavailable(f"vLLM cannot load {config.model!r}: {first}") from exc
+            raise ModelUnavailable(f"vLLM cannot load {config.model!r}: {first_line(exc)}") from exc
         beam_params = getattr(vllm, "BeamSearchParams", None)
         if beam_params is None:
             try:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from llmstep.convert.target import check_target
-from llmstep.errors import ConfigError, ModelUnavailable
+from llmstep.errors import ConfigError, ModelUnavailable, first_line
 
 __all__ = ["CT2_QUANTIZATIONS", "PROVENANCE_FILE", "convert_to_ct2", "import_ctranslate2", "is_ct2_model_dir"]
 
@@ -137,11 +137,6 @@ def _fill_special_tokens(config_path: Path) -> None:
         config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
-
-
 def convert_to_ct2(model_dir: str | Path, out_dir: str | Path, quantization: str = "int8", force: bool = False) -> Path:
     """Convert ``model_dir`` into ``out_dir`` with weights stored as ``quantization``; returns ``out_dir``.
 
@@ -159,7 +154,7 @@ def convert_to_ct2(model_dir: str | Path, out_dir: str | Path, quantization: str
     try:
         config = _read_config(model_dir)
     except (OSError, ValueError, KeyError) as exc:
-        raise ModelUnavailable(f"cannot read the config of {str(model_dir)!r}: {_first_line(exc)}") from exc
+        raise ModelUnavailable(f"cannot read the config of {str(model_dir)!r}: {first_line(exc)}") from exc
 
     converter = _compat_converter_class(ctranslate2)(str(model_dir))
     try:
@@ -167,9 +162,9 @@ def convert_to_ct2(model_dir: str | Path, out_dir: str | Path, quantization: str
         converter.convert(str(out_dir), quantization=quantization, force=True)
     except (ValueError, NotImplementedError) as exc:
         # ctranslate2 names the unsupported configuration and lists the supported ones.
-        raise ConfigError(f"ctranslate2 cannot convert {str(model_dir)!r}: {_first_line(exc)}") from exc
+        raise ConfigError(f"ctranslate2 cannot convert {str(model_dir)!r}: {first_line(exc)}") from exc
     except OSError as exc:
-        raise ModelUnavailable(f"cannot load {str(model_dir)!r} for conversion: {_first_line(exc)}") from exc
+        raise ModelUnavailable(f"cannot load {str(model_dir)!r} for conversion: {first_line(exc)}") from exc
     _fill_special_tokens(out_dir / "config.json")
     converter.tokenizer.save_pretrained(out_dir)
     provenance = {

@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from llmstep.errors import ConfigError
+from llmstep.errors import ConfigError, first_line
 from llmstep.protocol.prompt import PromptFormat
 
 if sys.version_info >= (3, 11):
@@ -100,8 +100,7 @@ def _parse(text: str, where: str, known: dict[str, Preset] | tuple[()]) -> dict[
     try:
         tables = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        first = str(exc).splitlines()[0]
-        raise ConfigError(f"{where} is not valid TOML: {first}; {_valid(known)}") from None
+        raise ConfigError(f"{where} is not valid TOML: {first_line(exc)}; {_valid(known)}") from None
     out: dict[str, Preset] = {}
     for name, entry in tables.items():
         try:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from llmstep.data.jsonl import read_proofsteps
-from llmstep.errors import ConfigError, DataError, ModelUnavailable
+from llmstep.errors import ConfigError, DataError, ModelUnavailable, first_line
 from llmstep.train.collate import CompletionCollator, tokenize_pairs
 
 __all__ = [
@@ -136,8 +136,9 @@ def load_pretrained(model_name_or_path: str) -> tuple[Any, Any]:
         model = AutoModelForCausalLM.from_pretrained(model_name_or_path, dtype=torch.float32)
     except (OSError, ValueError) as exc:
         where = "local folder" if Path(model_name_or_path).is_dir() else "no such local folder; hub id"
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelUnavailable(f"could not load base model {model_name_or_path!r} ({where}): {reason}") from exc
+        raise ModelUnavailable(
+            f"could not load base model {model_name_or_path!r} ({where}): {first_line(exc)}"
+        ) from exc
     if tokenizer.pad_token is None:
         # Borrowing eos avoids resizing embeddings; the collator masks by length, so eos is still learned.
         tokenizer.pad_token = tokenizer.eos_token
