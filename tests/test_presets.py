@@ -20,7 +20,7 @@ from llmstep.config import DecodingConfig, ModelConfig, ServeConfig
 from llmstep.engine import SuggestionEngine
 from llmstep.errors import ConfigError
 from llmstep.protocol.presets import DEFAULT_PRESET, find_prompt_format, get_preset, load_presets
-from llmstep.protocol.prompt import LLMSTEP_FORMAT
+from llmstep.protocol.prompt import LLMSTEP_FORMAT, cut_at_first_stop
 
 from support import live_server
 
@@ -198,9 +198,8 @@ def test_reprover_output_loses_its_premise_marks() -> None:
 
 def test_bfs_prover_step_ends_where_the_card_splits() -> None:
     # The card takes decode(output).split(":::")[1]: text past a second ":::" is not the tactic.
-    assert PRESETS["bfs-prover-v2-7b"].prompt_format.cut(" nlinarith [sq_nonneg (a - b)]:::x") == (
-        " nlinarith [sq_nonneg (a - b)]"
-    )
+    stop = PRESETS["bfs-prover-v2-7b"].prompt_format.stop
+    assert cut_at_first_stop(" nlinarith [sq_nonneg (a - b)]:::x", stop)[0] == " nlinarith [sq_nonneg (a - b)]"
 
 
 def serve_config(*argv: str) -> ServeConfig:

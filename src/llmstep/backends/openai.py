@@ -25,6 +25,7 @@ import httpx
 from llmstep.backends.base import Candidate, GenerationParams, ShouldStop, never
 from llmstep.config import ModelConfig
 from llmstep.errors import ConfigError, GenerationTimeout, UpstreamError
+from llmstep.protocol.prompt import cut_at_first_stop
 
 __all__ = ["OpenAIBackend", "completions_url"]
 
@@ -60,12 +61,6 @@ def _error_text(response: httpx.Response) -> str:
             return json.dumps(body["detail"]) if not isinstance(body["detail"], str) else body["detail"]
     text = " ".join(response.text.split())
     return text[:300] or "(empty body)"
-
-
-def _cut_at_stops(text: str, stop: Sequence[str]) -> tuple[str, bool]:
-    """``text`` before its first stop string, for stops the upstream did not apply; and whether it was cut."""
-    cut = min((i for i in (text.find(s) for s in stop if s) if i != -1), default=-1)
-    return (text, False) if cut == -1 else (text[:cut], True)
 
 
 def _choice_logprobs(choice: dict[str, Any], kept_chars: int | None) -> tuple[float, ...]:
@@ -173,7 +168,8 @@ class OpenAIBackend:
         for choice in reply["choices"][: params.num_samples]:
             if not isinstance(choice, dict) or not isinstance(choice.get("text"), str):
                 raise UpstreamError(f"the upstream server at {self.url} sent a choice without text: {choice!r:.200}")
-            text, cut = _cut_at_stops(choice["text"], params.stop)
+            # The stops past the upstream's four, and any it ignored.
+            text, cut = cut_at_first_stop(choice["text"], params.stop)
             logprobs = _choice_logprobs(choice, len(text) if cut else None)
             finish = "length" if choice.get("finish_reason") == "length" and not cut else "stop"
             score = sum(logprobs) / len(logprobs) if logprobs else 0.0

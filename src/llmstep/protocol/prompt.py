@@ -7,9 +7,17 @@ model wants is data (``presets.toml``, loaded by ``llmstep.protocol.presets``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-__all__ = ["DECODER_SEP", "LLMSTEP_FORMAT", "PromptFormat", "join_suggestion", "split_decoder_prefix"]
+__all__ = [
+    "DECODER_SEP",
+    "LLMSTEP_FORMAT",
+    "PromptFormat",
+    "cut_at_first_stop",
+    "join_suggestion",
+    "split_decoder_prefix",
+]
 
 #: Between an encoder-decoder prompt's encoder input and its decoder prefix. A control
 #: character (ASCII unit separator) that Lean never prints, so it cannot clash with a state.
@@ -72,15 +80,6 @@ class PromptFormat:
         text = self.template.format(state=state, prefix=prefix, context=context)
         return text + DECODER_SEP + prefix if self.encoder_decoder else text
 
-    def cut(self, continuation: str) -> str:
-        """The part of ``continuation`` before the first stop string."""
-        end = len(continuation)
-        for stop in self.stop:
-            i = continuation.find(stop)
-            if i != -1:
-                end = min(end, i)
-        return continuation[:end]
-
     def clean(self, continuation: str) -> str:
         """``continuation`` without the marks the model was trained to emit but Lean must not see."""
         for mark in self.remove:
@@ -107,6 +106,15 @@ def split_decoder_prefix(prompt: str) -> tuple[str, str]:
     """An encoder-decoder prompt's encoder input and decoder prefix; no separator means no prefix."""
     encoder, sep, prefix = prompt.partition(DECODER_SEP)
     return (encoder, prefix) if sep else (prompt, "")
+
+
+def cut_at_first_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
+    """``text`` before the earliest of the ``stop`` strings (empty ones ignored), and whether one was found.
+
+    The one rule for where a step ends in text; the backends apply it to what they decode.
+    """
+    cut = min((i for i in (text.find(s) for s in stop if s) if i != -1), default=-1)
+    return (text, False) if cut == -1 else (text[:cut], True)
 
 
 def join_suggestion(prefix: str, continuation: str) -> str:
