@@ -34,3 +34,15 @@ example (a b c : Nat) (h₁ : a ≤ b) (h₂ : b ≤ c) : a ≤ c + 1 := by
 -- Reflexivity: `llmstep` should offer `exact Nat.le_refl n` (and perhaps `omega`).
 example (n : Nat) : n ≤ n := by
   exact Nat.le_refl n
+
+-- A whole proof at once: `llmstep_search` in place of the three steps below searches over proof
+-- states with the same model, and offers the proof it finds as one suggestion.
+example (a b c : Nat) (h₁ : a ≤ b) (h₂ : b ≤ c) : a ≤ c + 2 := by
+  apply Nat.le_trans h₁
+  apply Nat.le_trans h₂
+  exact Nat.le_add_right c 2
+
+-- With `import LLMstep`, `try?` also asks the model once its own strategies fail; here its own
+-- strategies suffice (`omega`), so the server is never asked.
+example (n : Nat) (h : 2 ≤ n) : 1 < n := by
+  omega
