@@ -104,6 +104,8 @@ BAD_REQUESTS = [
     ("not-an-object", "/v1/suggest", ["⊢ p"], 422, "body"),
     ("llmstep-missing", "/", {"prefix": ""}, 422, "tactic_state"),
     ("copilot-missing", "/generate", {"name": "x"}, 422, "input"),
+    ("stop-empty", "/v1/completions", {"prompt": "[GOAL]⊢ p[PROOFSTEP]", "stop": ""}, 422, "stop"),
+    ("stop-empty-in-list", "/v1/completions", {"prompt": "[GOAL]⊢ p[PROOFSTEP]", "stop": ["[END]", ""]}, 422, "stop"),
 ]
 
 

@@ -127,7 +127,10 @@ def run(args: argparse.Namespace) -> int:
             args.url, num_samples=num_samples, temperature=args.temperature, timeout_s=args.timeout
         )
         decoding: dict[str, Any] = {"decoding": "server", "temperature": args.temperature}
-        return _evaluate(args, examples, data_format, suggester, num_samples, decoding)
+        try:
+            return _evaluate(args, examples, data_format, suggester, num_samples, decoding)
+        finally:
+            suggester.close()
 
     from llmstep.backends import load_backend
     from llmstep.config import DecodingConfig, EngineConfig, ModelConfig

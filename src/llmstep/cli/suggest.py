@@ -46,9 +46,10 @@ def run(args: argparse.Namespace) -> int:
 
     state = sys.stdin.read() if args.state == "-" else args.state
     context = read_context(args.context_file) if args.context_file else ""
-    reply = Client(args.url, timeout_s=args.timeout, token=args.token).suggest(
-        state.rstrip("\n"), args.prefix, context=context, num_samples=args.num_samples, temperature=args.temperature
-    )
+    with Client(args.url, timeout_s=args.timeout, token=args.token) as client:
+        reply = client.suggest(
+            state.rstrip("\n"), args.prefix, context=context, num_samples=args.num_samples, temperature=args.temperature
+        )
     if args.json:
         print(json.dumps(reply.model_dump(), ensure_ascii=False, indent=2))
     else:

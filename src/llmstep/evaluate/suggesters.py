@@ -46,6 +46,10 @@ class ClientSuggester:
         )
         return [s.tactic for s in reply.suggestions]
 
+    def close(self) -> None:
+        """Close the client's pooled connection: one for the whole run, not one per request."""
+        self.client.close()
+
     def describe(self) -> dict[str, Any]:
         """The URL, and what the server says it serves; a server that is down is recorded, not raised."""
         info: dict[str, Any] = {"url": self.client.url}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from llmstep.protocol.wire import MAX_NEW_TOKENS, MAX_NUM_SAMPLES
 
@@ -32,6 +32,14 @@ class CompletionRequest(BaseModel):
     seed: int | None = None
     stream: bool = Field(False, description="Only false is supported.")
     use_beam_search: bool = Field(False, description="vLLM's extension: beam search with n beams.")
+
+    @field_validator("stop")
+    @classmethod
+    def _no_empty_stop(cls, stop: str | list[str] | None) -> str | list[str] | None:
+        """Refuse an empty stop string: it matches everywhere, so it would cut every completion short."""
+        if stop is not None and "" in ([stop] if isinstance(stop, str) else stop):
+            raise ValueError("stop strings must not be empty: an empty one would cut every completion")
+        return stop
 
     def stops(self) -> tuple[str, ...]:
         """``stop`` as a tuple, however it was sent."""
