@@ -9,7 +9,14 @@ from collections.abc import Callable, Sequence
 from llmstep.backends.base import Candidate, GenerationParams, ShouldStop, never
 
 
-class ScriptedBackend:
+class Batched:
+    """A backend that leaves batching to the engine, as every double here does unless it says otherwise."""
+
+    def schedules_rows(self, params: GenerationParams) -> bool:
+        return False
+
+
+class ScriptedBackend(Batched):
     """Returns fixed candidates and records what it was asked: for engine and routing checks."""
 
     name = "scripted"
@@ -29,7 +36,7 @@ class ScriptedBackend:
         pass
 
 
-class FailingBackend:
+class FailingBackend(Batched):
     """Raises on the first ``failures`` calls, then answers: a model that breaks mid-run."""
 
     name = "failing"
@@ -52,7 +59,7 @@ class FailingBackend:
         pass
 
 
-class SlowBackend:
+class SlowBackend(Batched):
     """Takes ``delay_s`` per call and records each call's prompts: makes batching observable."""
 
     name = "slow"
@@ -84,7 +91,7 @@ class CharWindowBackend(ScriptedBackend):
         return len(text)
 
 
-class ChoosyBackend:
+class ChoosyBackend(Batched):
     """Raises on prompts containing "boom" and sleeps ``hang_s`` on prompts containing "hang"."""
 
     name = "choosy"
@@ -106,7 +113,7 @@ class ChoosyBackend:
         pass
 
 
-class ByPromptBackend:
+class ByPromptBackend(Batched):
     """Answers each prompt by a rule of its own: makes several-prompt formats observable."""
 
     name = "by-prompt"
@@ -131,13 +138,15 @@ class GatedBackend:
 
     Holds the backend busy deterministically: ``entered`` is set when a call has started, ``stop_seen``
     when a call returned because it was told to stop. Counts calls and prompts, and records any call
-    made after ``close``, which must never happen.
+    made after ``close``, which must never happen. ``rows=True`` makes it a backend that schedules
+    rows itself, so that the engine sends it each request as it comes.
     """
 
     name = "gated"
     model_id = "gated-model"
 
-    def __init__(self) -> None:
+    def __init__(self, rows: bool = False) -> None:
+        self.rows = rows
         self.release = threading.Event()
         self.entered = threading.Event()
         self.stop_seen = threading.Event()
@@ -158,6 +167,9 @@ class GatedBackend:
                 self.stop_seen.set()
                 return [[] for _ in prompts]
         return [[Candidate(f" done {len(p)}", -0.1)] for p in prompts]
+
+    def schedules_rows(self, params: GenerationParams) -> bool:
+        return self.rows
 
     def close(self) -> None:
         self.closed = True

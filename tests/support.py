@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -57,6 +57,18 @@ def real_pairs(limit: int = 4, max_state_chars: int = 200) -> list[tuple[str, st
                     if len(step["state_before"]) <= max_state_chars and len(pairs) < limit:
                         pairs.append((step["state_before"], step["tactic"]))
     return pairs
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = 30) -> None:
+    """Return once ``condition()`` holds, checking every millisecond; fail after ``timeout_s``.
+
+    For conditions on another thread's state (a loop's counters) that no event signals: the wait
+    ends on the condition itself, never on a guessed duration.
+    """
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.001)  # yield the GIL to the thread being watched
 
 
 @contextmanager

@@ -233,6 +233,37 @@ def test_concurrent_clients_get_what_one_client_gets(hf_backend: Backend, decodi
         assert s["largest_batch"] > 1  # the concurrent requests really were batched
 
 
+def test_a_backend_that_schedules_rows_gets_each_request_as_it_comes() -> None:
+    """Not merged, not serialised: three requests are inside the backend at once, each its own call;
+    one whose caller leaves is stopped alone, and closing stops the rest before the backend closes."""
+    backend = GatedBackend(rows=True)
+    engine = SuggestionEngine(backend, config=EngineConfig(max_batch_size=8, batch_window_ms=50))
+
+    async def scenario() -> list[Any]:
+        callers = [asyncio.create_task(engine.suggest(f"⊢ row {i}")) for i in range(3)]
+        await until_async(lambda: len(backend.calls) == 3, "three calls in the backend at once")
+        callers[0].cancel()  # its client leaves: its call is told to stop, the others are not
+        await asyncio.gather(callers[0], return_exceptions=True)
+        await wait_event(backend.stop_seen)
+        stopped = engine.stats()["jobs_stopped"]
+        backend.release.set()
+        answers = await asyncio.gather(*callers[1:])
+        backend.release.clear()
+        late = asyncio.create_task(engine.suggest("⊢ row at close"))
+        await until_async(lambda: len(backend.calls) == 4, "a fourth call running")
+        await asyncio.to_thread(engine.close)
+        backend.close()
+        return [stopped, *answers, *(await asyncio.gather(late, return_exceptions=True))]
+
+    stopped, first, second, late = asyncio.run(scenario())
+    assert sorted(map(len, backend.calls)) == [1, 1, 1, 1]
+    assert stopped == 1 and [s.tactic for s in first.items + second.items] == ["done 24", "done 24"]
+    assert isinstance(late, ModelUnavailable) and "shutting down" in late.message
+    s = engine.stats()
+    assert (s["batches"], s["largest_batch"], s["jobs_cancelled"], s["jobs_stopped"]) == (4, 1, 1, 2)
+    assert backend.calls_after_close == 0
+
+
 def test_close_fails_queued_work_and_stops_running_work_before_the_backend_closes() -> None:
     backend = GatedBackend()
     engine = SuggestionEngine(backend, config=EngineConfig(max_batch_size=1))

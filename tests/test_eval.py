@@ -400,6 +400,9 @@ class ExplodingBackend:
             raise RuntimeError("CUDA error: device-side assert triggered (simulated)")
         return [[Candidate(" simp", -0.1)] for _ in prompts]
 
+    def schedules_rows(self, params: GenerationParams) -> bool:
+        return False
+
     def close(self) -> None:
         pass
 

@@ -54,7 +54,15 @@ def test_v1_suggest_is_scored_and_ranked(beam_server_url: str) -> None:
     r = httpx.post(beam_server_url + "/v1/suggest", json={"tactic_state": "x y : Nat\n⊢ x * y = y * x"})
     assert r.status_code == 200
     body = r.json()
-    assert set(body) == {"suggestions", "model", "elapsed_ms", "truncated", "truncated_chars", "cached"}
+    assert set(body) == {
+        "suggestions",
+        "model",
+        "elapsed_ms",
+        "truncated",
+        "truncated_chars",
+        "cached",
+        "dropped_samples",
+    }
     scores = [s["score"] for s in body["suggestions"]]
     assert len(scores) > 1 and scores == sorted(scores, reverse=True)
     assert body["elapsed_ms"] > 0

@@ -59,6 +59,20 @@ class ModelConfig(BaseModel):
     trust_remote_code: bool = Field(
         False, description="Run the model's own code from its hub repo (InternLM2 needs it); only for trusted repos."
     )
+    max_batch_rows: int = Field(
+        64,
+        ge=1,
+        le=4096,
+        description="Sequences decoded together at most, by a backend that schedules rows itself (hf); "
+        "a request with more samples runs alone.",
+    )
+    max_batch_tokens: int = Field(
+        32768,
+        ge=64,
+        le=1 << 24,
+        description="KV-cache positions (rows x padded length, counting every row's prompt and max_new_tokens) "
+        "held together at most, by a backend that schedules rows itself (hf).",
+    )
 
 
 class DecodingConfig(BaseModel):

@@ -41,6 +41,9 @@ class GenerationParams:
     #: Strings that end a step; the backend also stops at its end-of-text token.
     stop: tuple[str, ...] = ("[END]", "\n")
     seed: int | None = None
+    #: Cut and drop a row that repeats itself (backends that decode row by row): on for tactic
+    #: suggestions, where such a row is never a tactic; off for raw completions, which get what they ask.
+    loop_guard: bool = False
 
     def __post_init__(self) -> None:
         # Dividing logits by a temperature near zero overflows them to inf/nan, which no sampler
@@ -65,8 +68,9 @@ class Candidate:
     score: float
     #: Log-probabilities of the scored tokens, in order (``score`` is their mean); empty if unknown.
     token_logprobs: tuple[float, ...] = ()
-    #: "stop" when a stop string or end-of-text ended the step, "length" when max_new_tokens did.
-    finish_reason: Literal["stop", "length"] = "stop"
+    #: "stop" when a stop string or end-of-text ended the step, "length" when max_new_tokens did,
+    #: "loop" when the loop guard cut a row repeating itself: the engine drops and counts those.
+    finish_reason: Literal["stop", "length", "loop"] = "stop"
 
 
 @runtime_checkable
@@ -84,6 +88,14 @@ class Backend(Protocol):
         """Continuations for each prompt, in prompt order; at most ``num_samples`` per prompt.
 
         Between decoding steps, where the engine allows, stop early once ``should_stop()`` is True.
+        """
+        ...
+
+    def schedules_rows(self, params: GenerationParams) -> bool:
+        """Whether calls with ``params`` may come concurrently, one request each, to share decoding steps.
+
+        True: the backend admits and retires rows between steps itself, so the engine must not
+        serialise and merge whole requests for it. False: the engine's batcher merges requests.
         """
         ...
 

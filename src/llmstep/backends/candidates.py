@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from llmstep.backends.base import Candidate
+from llmstep.protocol.prompt import cut_at_first_stop
 
 __all__ = ["TokenizerTools", "cut_candidate"]
 
@@ -64,10 +65,9 @@ def cut_candidate(
     end = next((k for k, t in enumerate(ids) if t in stop_ids), None)
     body = list(ids if end is None else ids[:end])
     used = len(body) if end is None else end + 1
-    text = decode(body)
-    cut = min((i for i in (text.find(s) for s in stop if s) if i != -1), default=-1)
-    if cut != -1:
-        text = text[:cut]
+    text, found = cut_at_first_stop(decode(body), stop)
+    if found:
+        cut = len(text)
         # The fewest leading tokens whose text reaches past the cut: the step and its stop's first token.
         lo, hi = 1, len(body)
         while lo < hi:
@@ -79,6 +79,6 @@ def cut_candidate(
         used = lo
     used = max(1, min(used, len(logprobs)))
     scored = tuple(float(x) for x in logprobs[:used])
-    finish = "length" if end is None and cut == -1 else "stop"
+    finish = "length" if end is None and not found else "stop"
     score = sum(scored) / len(scored) if scored else 0.0
     return Candidate(text=text, score=score, token_logprobs=scored, finish_reason=finish)

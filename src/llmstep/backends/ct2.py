@@ -233,6 +233,10 @@ class CT2Backend(TokenizerTools):
         )
         return [[next(per_token) for _ in seqs] for seqs in hypotheses]
 
+    def schedules_rows(self, params: GenerationParams) -> bool:
+        """The engine's batcher merges requests into one ``generate_batch``; see the Backend protocol."""
+        return False
+
     def close(self) -> None:
         """Unload the model from memory (and from the GPU)."""
         self.generator = None  # type: ignore[assignment]

@@ -1,26 +1,30 @@
 """The transformers backend: any causal LM on CPU, CUDA or MPS.
 
-One ``generate`` call per prompt returns every sample at once
-(``num_return_sequences``, or beams), and generation halts as soon as all
-sequences have hit a stop string or the end-of-text token, or as soon as
-``should_stop`` says nobody wants the batch (a stopping criterion checked
-after every token). Scores are the model's own mean token log-probability,
-independent of the sampling temperature.
+Sampling and greedy decoding run in a decoding loop of our own
+(``hf_loop.py``): concurrent requests share its steps, and each row leaves
+the batch as soon as it ends, so the backend schedules rows itself
+(``schedules_rows``). Beam search is one transformers ``generate`` call
+(beams and batching are transformers' own), run on the loop's thread between
+steps; it halts once every beam has hit a stop, or once ``should_stop`` says
+nobody wants it (a stopping criterion checked after every token). Scores are
+the model's own mean token log-probability, independent of the temperature.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
-import threading
+import os
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from llmstep.backends.base import Candidate, GenerationParams, ShouldStop, never
 from llmstep.backends.candidates import TokenizerTools, cut_candidate
+from llmstep.backends.hf_loop import DecodingLoop, LoopRequest, Row
 from llmstep.config import ModelConfig
-from llmstep.errors import ModelUnavailable
+from llmstep.errors import ModelUnavailable, first_line
 
 __all__ = [
     "HFBackend",
@@ -30,6 +34,7 @@ __all__ = [
     "resolve_dtype",
     "stop_criteria",
     "token_logprobs",
+    "torch_threads",
 ]
 
 log = logging.getLogger(__name__)
@@ -61,9 +66,29 @@ def resolve_dtype(dtype: str, device: str) -> Any:
     return torch.float32
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
+def torch_threads() -> int:
+    """Intra-op threads for the decoding loop: ``OMP_NUM_THREADS`` if set, else the cores this process may use.
+
+    Every forward pass runs on the loop's one thread, and request threads only tokenize and wait, so
+    the loop may take every core. The affinity mask, not the machine's core count, is what a
+    container or ``taskset`` allows; more threads than that make decoding and requests fight.
+    """
+    configured = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if configured.isdigit() and int(configured) > 0:
+        return int(configured)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _plain_cache(model: Any) -> bool:
+    """Whether the loop can manage this model's cache: plain per-layer key/value tensors, rows selectable."""
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
+    try:
+        cache = DynamicCache(config=model.config)
+    except Exception:  # a remote-code config the cache classes do not understand
+        return False
+    return all(type(layer) is DynamicLayer for layer in cache.layers)
 
 
 def check_local_model(model: str) -> None:
@@ -142,7 +167,7 @@ def token_logprobs(model: Any, out: Any, generated: Any, beam: bool) -> Any:
 
 
 class HFBackend(TokenizerTools):
-    """A transformers ``AutoModelForCausalLM`` with its tokenizer."""
+    """A transformers ``AutoModelForCausalLM`` with its tokenizer, decoded by one loop thread."""
 
     name = "hf"
 
@@ -160,34 +185,52 @@ class HFBackend(TokenizerTools):
             model = AutoModelForCausalLM.from_pretrained(config.model, dtype=dtype, trust_remote_code=remote)
         except Exception as exc:  # the loaders raise OSError, ValueError, HF errors...: one seam
             raise ModelUnavailable(
-                f"cannot load model {config.model!r}: {_first_line(exc)} "
+                f"cannot load model {config.model!r}: {first_line(exc)} "
                 "(pass --model DIR with a local model directory, or a hub id that is cached or reachable)"
             ) from exc
         self.model = model.to(self.device).eval()
         self._torch = torch
-        self._lock = threading.Lock()
         if self.tokenizer.pad_token_id is None:  # Pythia and LLaMA tokenizers ship without one
             self.tokenizer.pad_token = self.tokenizer.eos_token
         # Decoder-only batches pad on the left, so every prompt ends where generation starts.
         self.tokenizer.padding_side = "left"
-        #: Prefill the prompt once and share its cache across samples; off if the model refuses.
+        #: Prefill each prompt once and share its cache across its samples; False prefills once per
+        #: sample (the same answers, slower: kept to compare the two).
         self.shared_prefill = True
         # transformers 5 renamed `past_key_values` to `cache`; older releases know only the old name.
         forward_params = inspect.signature(self.model.forward).parameters
         self._cache_kw = "cache" if "cache" in forward_params else "past_key_values"
+        #: Sample and decode greedily in the loop (continuous batching). False, for a model whose cache
+        #: the loop cannot manage (sliding windows, recurrent state): every call is one ``generate``.
+        self.continuous = _plain_cache(self.model)
+        if not self.continuous:
+            log.warning("%s keeps a cache the decoding loop cannot manage; decoding with generate()", config.model)
         cfg = self.model.config
         self.context_window: int | None = next(
             (v for v in (getattr(cfg, k, None) for k in ("max_position_embeddings", "n_positions")) if v), None
         )
+        self.loop = DecodingLoop(
+            self.model,
+            self.device,
+            self._cache_kw,
+            self.tokenizer.pad_token_id,
+            self._decode,
+            max_rows=config.max_batch_rows,
+            max_positions=config.max_batch_tokens,
+            threads=torch_threads(),
+        )
+
+    def schedules_rows(self, params: GenerationParams) -> bool:
+        """Sampling and greedy decoding share the loop's steps; beam search is one whole ``generate``."""
+        return self.continuous and params.decoding != "beam"
 
     def generate(
         self, prompts: Sequence[str], params: GenerationParams, should_stop: ShouldStop = never
     ) -> list[list[Candidate]]:
-        """All prompts and all their samples in one ``generate`` call; see the Backend protocol."""
-        with self._lock:
-            if params.seed is not None:
-                self._torch.manual_seed(params.seed)
-            generated, logprobs = self._generate_batch(list(prompts), params, should_stop)
+        """Rows in the decoding loop, or one ``generate`` call on its thread; see the Backend protocol."""
+        if self.schedules_rows(params):
+            return self._generate_in_loop(list(prompts), params, should_stop)
+        generated, logprobs = self.loop.call(lambda: self._generate_whole(list(prompts), params, should_stop))
         stop_ids = self._stop_token_ids(params.stop)
         rows = [
             cut_candidate(ids, lps, stop_ids, params.stop, self._decode)
@@ -196,57 +239,46 @@ class HFBackend(TokenizerTools):
         per_prompt = len(rows) // len(prompts)  # rows come prompt-major
         return [rows[i * per_prompt : (i + 1) * per_prompt] for i in range(len(prompts))]
 
-    def _generate_batch(self, prompts: list[str], params: GenerationParams, should_stop: ShouldStop) -> tuple[Any, Any]:
-        """Generated token ids and their log-probs, one row per sequence, prompt-major."""
+    def _generate_in_loop(
+        self, prompts: list[str], params: GenerationParams, should_stop: ShouldStop
+    ) -> list[list[Candidate]]:
+        """Tokenize here, decode in the loop, cut and score here: the loop thread only runs the model."""
+        with self.tokenize_lock:
+            ids = self.tokenizer(prompts, padding=False)["input_ids"]
+        stop_ids = self._stop_token_ids(params.stop)
+        request = LoopRequest(
+            prompts=ids,
+            params=params,
+            should_stop=should_stop,
+            stop_ids=frozenset(stop_ids),
+            text_stops=tuple(s for s in params.stop if s and self._single_token(s) is None),
+            shared_prefill=self.shared_prefill,
+        )
+        answer = self.loop.submit(request).result()
+        return [[self._candidate(row, stop_ids, params) for row in rows] for rows in answer]
+
+    def _candidate(self, row: Row, stop_ids: set[int], params: GenerationParams) -> Candidate:
+        cand = cut_candidate(row.tokens, row.logprobs, stop_ids, params.stop, self._decode)
+        return replace(cand, finish_reason="loop") if row.finish == "loop" else cand
+
+    def _generate_whole(self, prompts: list[str], params: GenerationParams, should_stop: ShouldStop) -> tuple[Any, Any]:
+        """Generated token ids and their log-probs from one ``generate``, one row per sequence, prompt-major."""
         torch = self._torch
         with self.tokenize_lock:
             enc = self.tokenizer(prompts, return_tensors="pt", padding=True).to(self.device)
         kwargs, sampling = generate_kwargs(self, params, should_stop)
-        with torch.inference_mode():
-            if sampling and params.num_samples > 1 and self.shared_prefill:
-                out = self._sample_with_shared_prefill(enc, params.num_samples, kwargs)
-            else:
-                if sampling:
-                    kwargs["num_return_sequences"] = params.num_samples
-                out = self.model.generate(**enc, **kwargs)
-            generated = out.sequences[:, enc["input_ids"].shape[1] :]
-            logprobs = token_logprobs(self.model, out, generated, beam=params.decoding == "beam")
+        if sampling:
+            kwargs["num_return_sequences"] = params.num_samples
+            if params.seed is not None:
+                torch.manual_seed(params.seed)
+        out = self.model.generate(**enc, **kwargs)
+        generated = out.sequences[:, enc["input_ids"].shape[1] :]
+        logprobs = token_logprobs(self.model, out, generated, beam=params.decoding == "beam")
         return generated, logprobs
 
-    def _sample_with_shared_prefill(self, enc: Any, n: int, kwargs: dict[str, Any]) -> Any:
-        """Sample ``n`` continuations per prompt, computing each prompt's cache once, not ``n`` times.
-
-        ``num_return_sequences`` copies the prompt n times before the forward pass, so the
-        prompt (most of the tokens) is prefilled n times. Instead: run the prompt minus its last
-        token once, repeat the cache n times, and let ``generate`` continue from it.
-        """
-        from transformers import DynamicCache
-
-        ids, mask = enc["input_ids"], enc["attention_mask"]
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding: real tokens count from 0
-        try:
-            cache = DynamicCache(config=self.model.config)
-            self.model(
-                input_ids=ids[:, :-1],
-                attention_mask=mask[:, :-1],
-                position_ids=positions[:, :-1],
-                use_cache=True,
-                **{self._cache_kw: cache},
-            )
-            cache.batch_repeat_interleave(n)
-            return self.model.generate(
-                input_ids=ids.repeat_interleave(n, dim=0),
-                attention_mask=mask.repeat_interleave(n, dim=0),
-                **{self._cache_kw: cache},
-                **kwargs,
-            )
-        except (TypeError, ValueError, AttributeError, NotImplementedError) as exc:
-            log.warning("shared prefill is not supported by this model (%s); prefilling per sample", exc)
-            self.shared_prefill = False
-            return self.model.generate(**enc, num_return_sequences=n, **kwargs)
-
     def close(self) -> None:
-        """Drop the model; frees accelerator memory when nothing else holds it."""
+        """Stop the loop, then drop the model; frees accelerator memory when nothing else holds it."""
+        self.loop.close()
         self.model = None  # type: ignore[assignment]
         if self.device == "cuda":
             self._torch.cuda.empty_cache()

@@ -176,6 +176,10 @@ class OpenAIBackend:
             candidates.append(Candidate(text=text, score=score, token_logprobs=logprobs, finish_reason=finish))
         return candidates
 
+    def schedules_rows(self, params: GenerationParams) -> bool:
+        """The engine's batcher merges requests; each prompt is one upstream request."""
+        return False
+
     def close(self) -> None:
         """Close the connection pool."""
         self._client.close()

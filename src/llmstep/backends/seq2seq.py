@@ -104,6 +104,10 @@ class Seq2SeqBackend(TokenizerTools):
             logprobs = token_logprobs(self.model, out, generated, beam=params.decoding == "beam")
         return generated, logprobs
 
+    def schedules_rows(self, params: GenerationParams) -> bool:
+        """The engine's batcher merges requests; see the Backend protocol."""
+        return False
+
     def close(self) -> None:
         """Drop the model; frees accelerator memory when nothing else holds it."""
         self.model = None  # type: ignore[assignment]

@@ -206,6 +206,10 @@ class VLLMBackend(TokenizerTools):
             return Candidate(cand.text, cand.score, cand.token_logprobs, "stop")
         return cand
 
+    def schedules_rows(self, params: GenerationParams) -> bool:
+        """The engine's batcher merges requests into one engine call; see the Backend protocol."""
+        return False
+
     def close(self) -> None:
         """Drop the engine; vLLM frees GPU memory when nothing else holds it."""
         self.engine = None

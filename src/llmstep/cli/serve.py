@@ -117,6 +117,19 @@ def register(sub: Any) -> None:
         "--batch-window-ms", type=float, default=engine.batch_window_ms, help="wait this long to batch requests"
     )
     p.add_argument("--max-batch-size", type=int, default=engine.max_batch_size, help="requests per backend call")
+    model = ModelConfig()
+    p.add_argument(
+        "--max-batch-rows",
+        type=int,
+        default=model.max_batch_rows,
+        help=f"sequences decoded together, hf (default {model.max_batch_rows})",
+    )
+    p.add_argument(
+        "--max-batch-tokens",
+        type=int,
+        default=model.max_batch_tokens,
+        help=f"KV positions held together, hf (default {model.max_batch_tokens})",
+    )
     p.add_argument(
         "--request-timeout", type=float, default=engine.request_timeout_s, help="seconds before a request gets 504"
     )
@@ -169,6 +182,8 @@ def build_config(args: argparse.Namespace) -> ServeConfig:
                 upstream_model=args.upstream_model,
                 upstream_api_key=env_upstream_api_key(),
                 upstream_timeout_s=args.upstream_timeout,
+                max_batch_rows=args.max_batch_rows,
+                max_batch_tokens=args.max_batch_tokens,
             ),
             decoding=DecodingConfig(**decoding),
             engine=EngineConfig(

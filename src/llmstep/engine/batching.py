@@ -6,6 +6,11 @@ for all of them at once. Jobs that arrive while a batch is running queue up and
 go together in the next one, so under load the batch grows by itself, and a
 lone job waits at most the window.
 
+A backend that schedules rows itself (``Backend.schedules_rows``: hf sampling)
+gets each request as it comes instead, one call per request on a thread of its
+own, and shares decoding steps between them: merging whole requests here would
+only make each wait for the slowest.
+
 Callers await their jobs on the event loop; the worker never blocks it. A
 caller that stops waiting (its client left, its deadline passed) cancels its
 jobs: one not yet started is dropped from its batch, and a running batch is
@@ -22,15 +27,19 @@ import queue
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from llmstep.backends.base import Backend, Candidate, GenerationParams
 from llmstep.errors import ModelUnavailable
 
-__all__ = ["BatchStats", "Batcher"]
+__all__ = ["DIRECT_THREADS", "BatchStats", "Batcher"]
 
 log = logging.getLogger(__name__)
+
+#: Requests in a row-scheduling backend at once, each waiting on a thread of its own; more wait
+#: here (and are dropped if their caller leaves first). The server lets 64 in by default.
+DIRECT_THREADS = 64
 
 
 @dataclass
@@ -65,7 +74,8 @@ _STOP = object()
 
 
 class Batcher:
-    """Runs a backend on a worker thread, merging concurrent requests into batches."""
+    """Runs a backend on a worker thread, merging concurrent requests into batches, or passes each request
+    straight to a backend that schedules rows itself."""
 
     def __init__(self, backend: Backend, window_s: float = 0.005, max_batch_size: int = 8) -> None:
         self.backend = backend
@@ -80,6 +90,7 @@ class Batcher:
         self._submit_lock = threading.Lock()  # orders submissions before the worker's stop mark
         self._worker = threading.Thread(target=self._run, name="llmstep-batcher", daemon=True)
         self._worker.start()
+        self._direct = ThreadPoolExecutor(max_workers=DIRECT_THREADS, thread_name_prefix="llmstep-request")
 
     async def submit_many(self, prompts: list[str], params: GenerationParams) -> list[list[Candidate]]:
         """Candidates for each of ``prompts``, queued together so that they can share a batch.
@@ -87,6 +98,7 @@ class Batcher:
         Cancelling the caller cancels its jobs; ModelUnavailable once the batcher is closing.
         """
         jobs = [_Job(prompt, params) for prompt in prompts]
+        direct = self.backend.schedules_rows(params)
         with self._submit_lock:
             if self._closing.is_set():
                 raise ModelUnavailable("the server is shutting down; retry in a moment")
@@ -94,7 +106,10 @@ class Batcher:
                 self._pending += len(jobs)
             for job in jobs:
                 job.future.add_done_callback(self._answered)
-                self._queue.put(job)
+                if not direct:
+                    self._queue.put(job)
+            if direct:  # the request's prompts go together, as the batcher would send them
+                self._direct.submit(self._execute, jobs)
         try:
             return [await asyncio.wrap_future(job.future) for job in jobs]
         finally:
@@ -123,15 +138,16 @@ class Batcher:
         return self._pending
 
     def close(self) -> None:
-        """Fail the queued jobs, stop the running batch, and wait for the worker to end.
+        """Fail the queued jobs, stop the running ones, and wait for the worker and the request threads to end.
 
-        Blocks until the backend's current call returns; afterwards the batcher never calls it again.
+        Blocks until the backend's current calls return; afterwards the batcher never calls it again.
         """
         with self._submit_lock:
             if not self._closing.is_set():
                 self._closing.set()
                 self._queue.put(_STOP)
         self._worker.join()
+        self._direct.shutdown(wait=True)
 
     def _next(self, timeout: float | None) -> _Job | object | None:
         if self._held:

@@ -3,8 +3,9 @@
 The engine owns everything between the wire and the model: rendering the
 prompt (cutting an over-long state from the left so the prompt fits the
 model), applying the server's decoding defaults, the result cache, sharing
-identical requests in flight, batching concurrent requests, joining the prefix
-back on, merging duplicates and ranking by score. It is also the one seam
+identical requests in flight, batching concurrent requests, dropping the
+samples the loop guard cut, joining the prefix back on, merging duplicates and
+ranking by score. It is also the one seam
 where an engine's own exceptions become :class:`~llmstep.errors.BackendError`.
 
 Its answers are awaitables for the server's event loop: a cache hit returns at
@@ -60,6 +61,8 @@ class Suggestions:
     #: Characters cut from the start of the file context and the state to fit the model (0: none).
     truncated_chars: int = 0
     cached: bool = False
+    #: Samples cut by the loop guard (repeating themselves) and left out of ``items``.
+    dropped_samples: int = 0
 
     @property
     def truncated(self) -> bool:
@@ -99,6 +102,8 @@ class SuggestionEngine:
         self.cache: LRUCache[Suggestions] = LRUCache(self.config.cache_size)
         self.flights: SingleFlight[Hashable, Suggestions] = SingleFlight()
         self.batcher = Batcher(backend, self.config.batch_window_ms / 1000, self.config.max_batch_size)
+        #: Samples the loop guard cut, over every answer generated.
+        self.dropped_samples = 0
 
     def params(
         self,
@@ -115,6 +120,7 @@ class SuggestionEngine:
             decoding=d.decoding,
             stop=self.prompt_format.stop,
             seed=d.seed,
+            loop_guard=True,  # a sample repeating itself is never a tactic
         )
 
     async def suggest(
@@ -144,7 +150,7 @@ class SuggestionEngine:
             tuple(asdict(params).items()),
         )
         if (hit := self.cache.get(key)) is not None:
-            return Suggestions(hit.items, hit.truncated_chars, cached=True)
+            return replace(hit, cached=True)
 
         def generate() -> Coroutine[Any, Any, Suggestions]:
             return self._generate_ranked(key, tactic_state, prefix, used_context, params, capped)
@@ -162,11 +168,11 @@ class SuggestionEngine:
         fitted = await asyncio.to_thread(
             lambda: [self.fit_prompt(state, prefix, context, params.max_new_tokens, p) for p in parts]
         )
-        outputs = await self._generate([prompt for prompt, _ in fitted], params)
+        outputs, dropped = await self._generate([prompt for prompt, _ in fitted], params)
         # The format's post-processing (ReProver's premise marks) applies before the prefix is joined on.
         candidates = [replace(c, text=p.clean(c.text)) for p, out in zip(parts, outputs, strict=True) for c in out]
         ranked = [s for s in rank(prefix, candidates) if self.prompt_format.keeps(s.tactic)]
-        result = Suggestions(tuple(ranked), max(cut for _, cut in fitted) + capped)
+        result = Suggestions(tuple(ranked), max(cut for _, cut in fitted) + capped, dropped_samples=dropped)
         self.cache.put(key, result)
         return result
 
@@ -236,7 +242,8 @@ class SuggestionEngine:
     async def complete(self, prompt: str, params: GenerationParams) -> list[Candidate]:
         """Raw continuations of a finished prompt, unranked and uncached: for ``/v1/completions``."""
         self.check_limits(params)
-        return (await self._within_deadline(self._generate([prompt], params)))[0]
+        outputs, _ = await self._within_deadline(self._generate([prompt], params))
+        return outputs[0]
 
     async def _within_deadline(self, work: Awaitable[T]) -> T:
         """``work``'s result, or GenerationTimeout after ``request_timeout_s`` (and ``work`` cancelled)."""
@@ -248,15 +255,22 @@ class SuggestionEngine:
                 f"generation took longer than the {timeout:g} s deadline; try fewer samples or a shorter prefix"
             ) from None
 
-    async def _generate(self, prompts: list[str], params: GenerationParams) -> list[list[Candidate]]:
-        """Prompts through the batcher, together; the one seam where engine errors become BackendError."""
+    async def _generate(self, prompts: list[str], params: GenerationParams) -> tuple[list[list[Candidate]], int]:
+        """Candidates per prompt, less those the loop guard cut, and how many it cut.
+
+        Prompts go through the batcher together; the one seam where engine errors become BackendError.
+        """
         try:
-            return await self.batcher.submit_many(prompts, params)
+            outputs = await self.batcher.submit_many(prompts, params)
         except LLMStepError:
             raise
         except Exception as exc:
             log.exception("backend %s failed", self.backend.name)
             raise BackendError(f"the {self.backend.name} backend failed: {exc}") from exc
+        kept = [[c for c in out if c.finish_reason != "loop"] for out in outputs]
+        dropped = sum(len(out) - len(k) for out, k in zip(outputs, kept, strict=True))
+        self.dropped_samples += dropped  # on the event loop only: no lock
+        return kept, dropped
 
     def stats(self) -> dict[str, int]:
         """Cache, sharing, batching and cancellation counters, for /health and /metrics."""
@@ -273,6 +287,7 @@ class SuggestionEngine:
             "jobs_cancelled": b.cancelled,
             "jobs_dropped": b.dropped,
             "jobs_stopped": b.stopped,
+            "dropped_samples": self.dropped_samples,
         }
 
     def close(self) -> None:

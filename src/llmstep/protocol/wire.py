@@ -82,6 +82,9 @@ class SuggestResponse(_Strict):
     truncated: bool = Field(False, description="The context or state was cut from the left to fit the model.")
     truncated_chars: int = Field(0, description="How many characters were cut: file context first, then state.")
     cached: bool = Field(False, description="Answered from the cache of recent requests.")
+    dropped_samples: int = Field(
+        0, description="Samples cut while generating because they repeated themselves, and left out of the answer."
+    )
 
 
 class GenerateRequest(_Strict):

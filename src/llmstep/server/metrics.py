@@ -32,6 +32,7 @@ ENGINE_GAUGES = {
     "llmstep_jobs_cancelled": ("Jobs whose client left or whose deadline passed before the answer", "jobs_cancelled"),
     "llmstep_jobs_dropped": ("Cancelled jobs dropped from their batch before generating", "jobs_dropped"),
     "llmstep_jobs_stopped": ("Jobs whose generation was stopped early: nobody waited for it", "jobs_stopped"),
+    "llmstep_dropped_samples": ("Samples cut by the loop guard (repeating themselves)", "dropped_samples"),
 }
 
 

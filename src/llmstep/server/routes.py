@@ -88,6 +88,7 @@ async def v1_suggest(body: SuggestRequest, request: Request) -> SuggestResponse:
         truncated=result.truncated,
         truncated_chars=result.truncated_chars,
         cached=result.cached,
+        dropped_samples=result.dropped_samples,
     )
 
 
