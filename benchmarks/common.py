@@ -73,6 +73,20 @@ def bench_model(preset: str = "small", steps: int = 150) -> Path:
     return out
 
 
+def ct2_model(model_dir: Path) -> Path | None:
+    """An int8 CTranslate2 conversion of ``model_dir``, made on first use; None without ctranslate2."""
+    try:
+        import ctranslate2  # noqa: F401
+
+        from llmstep.convert.ct2 import convert_to_ct2
+    except ImportError:
+        return None
+    out = CACHE / f"{model_dir.name}-ct2-int8"
+    if not (out / "model.bin").is_file():
+        convert_to_ct2(str(model_dir), out, quantization="int8", force=True)
+    return out
+
+
 def parameter_count(model_dir: Path) -> int:
     """Parameters in a saved model, for the size the benchmarks must state."""
     from transformers import AutoModelForCausalLM

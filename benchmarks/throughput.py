@@ -1,18 +1,21 @@
-"""Requests per second with 1, 8 and 32 concurrent clients: ``llmstep serve`` against the baseline server.
+"""Requests per second with 1, 2, 4, 8 and 32 concurrent clients: ``llmstep serve`` (hf, ct2) and the baseline.
 
-    python benchmarks/throughput.py [--seconds 15]
+    python benchmarks/throughput.py [--rounds 2] [--backends hf,ct2]
 
-Both servers run as their own processes on the same model: ours with the
-transformers backend, dynamic batching and the cache off (every request is
-generated), the baseline generating and serving the way the original llmstep
-server does (baseline.py). Clients cycle through llmstep's 17 runtime cases.
+Every server runs as its own process on the same model, with its defaults (10 samples at T=0.5, the
+cache on): ours on the transformers backend and on CTranslate2 int8, the baseline generating and
+serving the way the original llmstep server does (baseline.py). The workload is fixed: llmstep's 17
+runtime cases, each twice per round with a different number of trailing spaces, so that no request
+repeats and the cache never answers (issue #16 measured it so). Clients take the next request as
+soon as they have an answer; a cell's figure is requests answered over the time to answer them all.
+Ratios: against the baseline at the same number of clients, and against our own 1-client figure.
 Writes results/throughput.json.
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
+import queue
 import threading
 import time
 
@@ -21,6 +24,7 @@ import httpx
 from common import (
     baseline_serve,
     bench_model,
+    ct2_model,
     llmstep_serve,
     machine,
     parameter_count,
@@ -29,24 +33,33 @@ from common import (
     write_results,
 )
 
-CONCURRENCY = (1, 8, 32)
+CONCURRENCY = (1, 2, 4, 8, 32)
 
 
-def measure(url: str, cases: list[dict[str, str]], clients: int, seconds: float) -> dict[str, float]:
-    """Run ``clients`` threads posting back to back for ``seconds``; requests per second and failures."""
-    counter = itertools.count()
+def workload(cases: list[dict[str, str]], rounds: int, level: int) -> list[dict[str, str]]:
+    """Each case twice per round, salted with trailing spaces: distinct across rounds and levels, no cache hits."""
+    salts = range(2 * rounds * level, 2 * rounds * (level + 1))
+    return [{"tactic_state": c["tactic_state"] + " " * salt, "prefix": c["prefix"]} for salt in salts for c in cases]
+
+
+def measure(url: str, requests: list[dict[str, str]], clients: int) -> dict[str, float]:
+    """``clients`` threads posting ``requests`` back to back until none is left; requests per second."""
+    todo: queue.SimpleQueue[dict[str, str]] = queue.SimpleQueue()
+    for body in requests:
+        todo.put(body)
     done = failed = 0
     lock = threading.Lock()
-    stop_at = time.monotonic() + seconds
 
     def client() -> None:
         nonlocal done, failed
-        with httpx.Client(timeout=300) as http:
-            while time.monotonic() < stop_at:
-                case = cases[next(counter) % len(cases)]
+        with httpx.Client(timeout=600) as http:
+            while True:
                 try:
-                    r = http.post(url + "/", json={"tactic_state": case["tactic_state"], "prefix": case["prefix"]})
-                    ok = r.status_code == 200
+                    body = todo.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    ok = http.post(url + "/", json=body).status_code == 200
                 except httpx.HTTPError:
                     ok = False
                 with lock:
@@ -59,32 +72,53 @@ def measure(url: str, cases: list[dict[str, str]], clients: int, seconds: float)
         t.start()
     for t in threads:
         t.join()
-    elapsed = time.monotonic() - start  # includes the requests still running at the deadline
+    elapsed = time.monotonic() - start
     return {"requests": done, "failed": failed, "seconds": elapsed, "rps": done / elapsed}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=15.0, help="per concurrency level and server")
+    parser.add_argument("--rounds", type=int, default=2, help="passes over the cases (each twice) for our servers")
+    parser.add_argument("--backends", default="hf,ct2", help="our backends to measure, comma-separated")
     args = parser.parse_args()
     cases = runtime_cases()
     model_dir = bench_model()
-    ours_cmd = llmstep_serve(model_dir, "--cache-size", "0")
+    servers = {"baseline": baseline_serve(model_dir)}
+    for backend in args.backends.split(","):
+        model = model_dir if backend == "hf" else ct2_model(model_dir)
+        if model is None:
+            print(f"skipping {backend}: ctranslate2 is not installed")
+            continue
+        servers[backend] = llmstep_serve(model, "--backend", backend)
     results: dict[str, dict[str, dict[str, float]]] = {}
-    for name, command in [("baseline", baseline_serve(model_dir)), ("ours", ours_cmd)]:
+    for name, command in servers.items():
+        # The baseline serves one request at a time, whatever the clients: one round is enough to see it.
+        rounds = 1 if name == "baseline" else args.rounds
         with server_process(command) as (url, _):
-            measure(url, cases, 1, 2.0)  # warm-up
-            results[name] = {str(c): measure(url, cases, c, args.seconds) for c in CONCURRENCY}
-    print(f"model: {model_dir.name}, {parameter_count(model_dir) / 1e6:.1f}M parameters; {args.seconds:g} s per cell")
-    print(f"{'clients':>8} {'baseline rps':>13} {'ours rps':>9} {'ours/baseline':>14} {'failures':>9}")
+            warm_up = [{"tactic_state": c["tactic_state"] + "\t", "prefix": c["prefix"]} for c in cases[:4]]
+            measure(url, warm_up, 1)
+            results[name] = {
+                str(c): measure(url, workload(cases, rounds, level), c) for level, c in enumerate(CONCURRENCY)
+            }
+    size = parameter_count(model_dir) / 1e6
+    print(f"model: {model_dir.name}, {size:.1f}M parameters; server defaults, no cache hits")
+    ours = [name for name in results if name != "baseline"]
+    print(f"{'clients':>8} {'baseline':>9}" + "".join(f" {n + ' rps':>9} {'÷base':>6} {'÷1 client':>9}" for n in ours))
     for c in CONCURRENCY:
-        b, o = results["baseline"][str(c)], results["ours"][str(c)]
-        o["speedup_vs_baseline"] = o["rps"] / b["rps"]
-        print(f"{c:8} {b['rps']:13.2f} {o['rps']:9.2f} {o['speedup_vs_baseline']:13.2f}x {b['failed'] + o['failed']:9}")
+        b = results["baseline"][str(c)]
+        line = f"{c:8} {b['rps']:9.2f}"
+        for name in ours:
+            o = results[name][str(c)]
+            o["vs_baseline"] = o["rps"] / b["rps"]
+            o["vs_one_client"] = o["rps"] / results[name]["1"]["rps"]
+            line += f" {o['rps']:9.2f} {o['vs_baseline']:5.2f}x {o['vs_one_client']:8.2f}x"
+        print(line)
+    failures = sum(cell["failed"] for per in results.values() for cell in per.values())
+    print(f"failures: {failures}")
     write_results(
         "throughput",
         {
-            "what": "requests per second, clients posting back to back; our cache off",
+            "what": "requests per second, clients posting a fixed salted workload back to back; server defaults",
             "model": model_dir.name,
             "parameters": parameter_count(model_dir),
             "machine": machine(),
