@@ -122,15 +122,38 @@ def test_a_request_past_its_deadline_is_a_timeout() -> None:
         asyncio.run(engine.suggest("⊢ slow"))
 
 
-def test_long_states_are_cut_from_the_left_to_fit() -> None:
+def test_a_long_state_loses_its_earliest_hypotheses_never_its_target() -> None:
     backend = CharWindowBackend(context_window=100)
     engine = SuggestionEngine(backend, DecodingConfig(max_new_tokens=20))
-    state = "h0 : " + "x" * 200 + "\n⊢ the goal"
+    state = "\n".join(f"h{i} : x{i} ≤ x{i + 1}" for i in range(10)) + "\n⊢ the goal"
     result = asyncio.run(engine.suggest(state, "exact"))
     (prompt,), _ = backend.calls[0]
-    assert result.truncated and len(prompt) == 80
-    assert prompt.endswith("\n⊢ the goal[PROOFSTEP]exact") and prompt.startswith("[GOAL]")
+    assert len(prompt) <= 80 and prompt.startswith("[GOAL]") and prompt.endswith("\n⊢ the goal[PROOFSTEP]exact")
+    assert "h9 : x9 ≤ x10" in prompt and "h0 : " not in prompt  # the latest hypotheses stay
+    kept = prompt.removeprefix("[GOAL]").removesuffix("[PROOFSTEP]exact")
+    assert state.endswith(kept) and result.truncated_chars == len(state) - len(kept)
     assert not asyncio.run(engine.suggest("⊢ short", "exact")).truncated
+
+
+def test_a_long_multi_goal_state_keeps_the_main_goal_whole() -> None:
+    """Lean sends the main goal first: the goals after it go before any of its hypotheses."""
+    backend = CharWindowBackend(context_window=100)
+    engine = SuggestionEngine(backend, DecodingConfig(max_new_tokens=20))
+    main = "case left\na b : ℕ\nh : a ≤ b\n⊢ a ≤ b + 1"
+    state = main + "\n\ncase right\n" + "c : ℕ\n" * 20 + "⊢ c = c"
+    result = asyncio.run(engine.suggest(state, "exact"))
+    (prompt,), _ = backend.calls[0]
+    assert prompt == f"[GOAL]{main}[PROOFSTEP]exact"
+    assert result.truncated_chars == len(state) - len(main)
+
+
+def test_a_max_state_chars_cap_keeps_the_main_goal_too() -> None:
+    backend = CharWindowBackend(context_window=10_000)
+    engine = SuggestionEngine(backend, config=EngineConfig(max_state_chars=60))
+    main = "n : ℕ\nh : 0 < n\n⊢ n ≠ 0"
+    result = asyncio.run(engine.suggest(main + "\n\n" + "⊢ other goal that is long enough to be cut" * 2, "exact"))
+    (prompt,), _ = backend.calls[0]
+    assert prompt == f"[GOAL]{main}[PROOFSTEP]exact" and result.truncated
 
 
 def test_a_prefix_that_cannot_fit_is_context_too_long() -> None:
@@ -157,10 +180,11 @@ def test_file_context_is_cut_before_the_state() -> None:
 def test_the_state_is_cut_only_when_no_context_is_left() -> None:
     backend = CharWindowBackend(context_window=100)
     engine = SuggestionEngine(backend, DecodingConfig(max_new_tokens=20), prompt_format=CONTEXT_FORMAT)
-    result = asyncio.run(engine.suggest("h : " + "x" * 200 + "\n⊢ goal", "exact", context="-- some file"))
+    state = "h : " + "x" * 200 + "\nk : ℕ\n⊢ goal"
+    result = asyncio.run(engine.suggest(state, "exact", context="-- some file"))
     (prompt,), _ = backend.calls[0]
-    assert result.truncated and len(prompt) == 80 and "-- some file" not in prompt
-    assert prompt.startswith("[GOAL]") and prompt.endswith("\n⊢ goal[PROOFSTEP]exact")
+    assert prompt == "[GOAL]k : ℕ\n⊢ goal[PROOFSTEP]exact"  # no context, and the long hypothesis gone whole
+    assert result.truncated_chars == len("-- some file") + len(state) - len("k : ℕ\n⊢ goal")
 
 
 # A two-prompt format shaped like llmstep's Llemma server: a state prompt, and the file continued.

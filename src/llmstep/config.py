@@ -99,7 +99,11 @@ class EngineConfig(BaseModel):
     request_timeout_s: float = Field(300.0, gt=0, description="A request waiting longer gets a 504.")
     max_num_samples: int = Field(64, ge=1, le=64, description="Larger num_samples in a request gets a 422.")
     max_new_tokens: int = Field(1024, ge=1, le=1024, description="Larger max_new_tokens in a request gets a 422.")
-    max_state_chars: int = Field(100_000, ge=1, description="Longer tactic states are cut from the left.")
+    max_state_chars: int = Field(
+        100_000,
+        ge=1,
+        description="Longer tactic states are shortened: trailing goals, then the main goal's first hypotheses.",
+    )
     refuse_long_states: bool = Field(False, description="Answer 413 to a state over max_state_chars instead.")
 
 

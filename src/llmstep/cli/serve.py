@@ -142,7 +142,10 @@ def register(sub: Any) -> None:
     p.add_argument("--limit-num-samples", type=int, default=engine.max_num_samples, help="largest num_samples allowed")
     p.add_argument("--limit-new-tokens", type=int, default=engine.max_new_tokens, help="largest max_new_tokens allowed")
     p.add_argument(
-        "--max-state-chars", type=int, default=engine.max_state_chars, help="longer states are cut from the left"
+        "--max-state-chars",
+        type=int,
+        default=engine.max_state_chars,
+        help="longer states lose trailing goals, then early hypotheses",
     )
     p.add_argument("--refuse-long-states", action="store_true", help="answer 413 to long states instead of cutting")
     p.add_argument("--max-body-bytes", type=int, default=1 << 20, help="larger bodies get 413 (default 1 MiB)")

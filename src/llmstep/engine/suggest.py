@@ -1,7 +1,7 @@
 """From a tactic state and a prefix to ranked, deduplicated tactics.
 
 The engine owns everything between the wire and the model: rendering the
-prompt (cutting an over-long state from the left so the prompt fits the
+prompt (shortening an over-long state, never its main goal's target, so it fits the
 model), applying the server's decoding defaults, the result cache, sharing
 identical requests in flight, batching concurrent requests, dropping the
 samples the loop guard cut, joining the prefix back on, merging duplicates and
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Hashable
+from collections.abc import Awaitable, Coroutine, Hashable
 from dataclasses import asdict, dataclass, replace
 from typing import Any, TypeVar
 
@@ -36,6 +36,7 @@ from llmstep.errors import (
     LLMStepError,
     PayloadTooLarge,
 )
+from llmstep.protocol.goals import GoalDoesNotFit, keep_tail, shorten_state
 from llmstep.protocol.prompt import LLMSTEP_FORMAT, PromptFormat, join_suggestion
 
 __all__ = ["Suggestion", "SuggestionEngine", "Suggestions", "rank"]
@@ -189,23 +190,33 @@ class SuggestionEngine:
             )
 
     def cap_state(self, state: str) -> tuple[str, int]:
-        """The state within ``max_state_chars`` (its tail) and the characters cut; 413 when configured to refuse."""
+        """The state within ``max_state_chars`` and the characters cut; 413 when configured to refuse.
+
+        It is shortened as ``protocol.goals`` says: trailing goals first, then the main goal's
+        earliest hypotheses, never its target (413 when the target alone is over the limit).
+        """
         limit = self.config.max_state_chars
         if len(state) <= limit:
             return state, 0
         if self.config.refuse_long_states:
             raise PayloadTooLarge(f"tactic_state: {len(state)} characters is over this server's limit of {limit}")
-        return state[-limit:], len(state) - limit
+        try:
+            return shorten_state(state, lambda s: len(s) <= limit)
+        except GoalDoesNotFit:
+            raise PayloadTooLarge(
+                f"tactic_state: the main goal's target alone is over this server's limit of {limit} characters"
+            ) from None
 
     def fit_prompt(
         self, state: str, prefix: str, context: str, max_new_tokens: int, fmt: PromptFormat | None = None
     ) -> tuple[str, int]:
-        """The prompt, cut from the left where it overflows the model: the file context first, then the state.
+        """The prompt, shortened where it overflows the model: the file context first, then the state.
 
-        The prompt's tail (the state's goal, ``[PROOFSTEP]`` and the prefix) matters most, and so
-        does the end of the file context, nearest the cursor: each loses its start, and the state
-        is cut only once no context is left. Returns the prompt and the characters cut.
-        ``fmt`` is one part of a several-prompt format; by default, the engine's own format.
+        The end of the file context, nearest the cursor, matters most, so the context loses its
+        start; the state is shortened only once no context is left, as ``protocol.goals`` says
+        (trailing goals, then the main goal's earliest hypotheses, never its target or the prefix).
+        Returns the prompt and the characters cut. ``fmt`` is one part of a several-prompt format;
+        by default, the engine's own format.
         """
         render = (fmt or self.prompt_format).render
         window = getattr(self.backend, "context_window", None)
@@ -220,24 +231,20 @@ class SuggestionEngine:
         if fits(render(state, prefix, context)):
             return render(state, prefix, context), 0
         if context and fits(render(state, prefix, "")):
-            cut = _smallest_cut(context, lambda c: fits(render(state, prefix, c)))
+            kept, cut = keep_tail(context, lambda c: fits(render(state, prefix, c)))
             log.warning(
-                "file context cut from %d to %d characters to fit a %d-token window",
-                len(context),
-                len(context) - cut,
-                window,
+                "file context cut from %d to %d characters to fit a %d-token window", len(context), len(kept), window
             )
-            return render(state, prefix, context[cut:]), cut
-        if not fits(render("", prefix, "")):
+            return render(state, prefix, kept), cut
+        try:
+            kept, cut = shorten_state(state, lambda s: fits(render(s, prefix, "")))
+        except GoalDoesNotFit:
             raise ContextTooLong(
-                f"the prompt does not fit the model's {window}-token window even with an empty state "
+                f"the prompt does not fit the model's {window}-token window even with only the main goal's target "
                 f"(max_new_tokens {max_new_tokens}); shorten the prefix or lower max_new_tokens"
-            )
-        cut = _smallest_cut(state, lambda s: fits(render(s, prefix, "")))
-        log.warning(
-            "tactic state cut from %d to %d characters to fit a %d-token window", len(state), len(state) - cut, window
-        )
-        return render(state[cut:], prefix, ""), len(context) + cut
+            ) from None
+        log.warning("tactic state cut from %d to %d characters to fit a %d-token window", len(state), len(kept), window)
+        return render(kept, prefix, ""), len(context) + cut
 
     async def complete(self, prompt: str, params: GenerationParams) -> list[Candidate]:
         """Raw continuations of a finished prompt, unranked and uncached: for ``/v1/completions``."""
@@ -297,15 +304,3 @@ class SuggestionEngine:
         after this returns.
         """
         self.batcher.close()
-
-
-def _smallest_cut(text: str, fits: Callable[[str], bool]) -> int:
-    """The fewest leading characters to drop so that ``fits(text[cut:])``; the empty tail must fit."""
-    lo, hi = 0, len(text)
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if fits(text[mid:]):
-            hi = mid
-        else:
-            lo = mid + 1
-    return lo

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["Goal", "GoalDoesNotFit", "parse_goal", "shorten_state"]
+__all__ = ["Goal", "GoalDoesNotFit", "keep_tail", "parse_goal", "shorten_state"]
 
 GOAL_SEPARATOR = "\n\n"
 #: How a target line starts: ``⊢`` for a tactic goal, ``|`` for a conv goal.
@@ -92,7 +92,7 @@ def shorten_state(state: str, fits: Callable[[str], bool]) -> tuple[str, int]:
     goals = state.split(GOAL_SEPARATOR)
     main = parse_goal(goals[0])
     if main is None:
-        return _keep_tail(state, fits)
+        return keep_tail(state, fits)
     # 1. Trailing goals: keep the most that fit with the whole main goal.
     dropped = _fewest(len(goals) - 1, lambda k: fits(GOAL_SEPARATOR.join(goals[: len(goals) - k])))
     if dropped is not None:
@@ -106,8 +106,9 @@ def shorten_state(state: str, fits: Callable[[str], bool]) -> tuple[str, int]:
     return kept, len(state) - len(kept)
 
 
-def _keep_tail(text: str, fits: Callable[[str], bool]) -> tuple[str, int]:
-    """Unstructured text: drop the fewest leading characters; the empty tail must fit."""
+def keep_tail(text: str, fits: Callable[[str], bool]) -> tuple[str, int]:
+    """Text without goal structure (a state in another shape, the file context): drop the fewest leading
+    characters so that the rest ``fits``, and say how many; GoalDoesNotFit when not even "" fits."""
     cut = _fewest(len(text), lambda c: fits(text[c:]))
     if cut is None:
         raise GoalDoesNotFit("even an empty state does not fit")

@@ -79,7 +79,9 @@ class SuggestResponse(_Strict):
     suggestions: list[ScoredSuggestion]
     model: str
     elapsed_ms: float
-    truncated: bool = Field(False, description="The context or state was cut from the left to fit the model.")
+    truncated: bool = Field(
+        False, description="The context or state was shortened to fit (trailing goals, then early hypotheses)."
+    )
     truncated_chars: int = Field(0, description="How many characters were cut: file context first, then state.")
     cached: bool = Field(False, description="Answered from the cache of recent requests.")
     dropped_samples: int = Field(
