@@ -10,10 +10,16 @@ from llmstep.backends.base import Candidate, GenerationParams, ShouldStop, never
 
 
 class Batched:
-    """A backend that leaves batching to the engine, as every double here does unless it says otherwise."""
+    """A backend that leaves batching to the engine, as every double here does unless it says otherwise,
+    and has no window, so the engine fits nothing (CharWindowBackend has one)."""
+
+    context_window: int | None = None
 
     def schedules_rows(self, params: GenerationParams) -> bool:
         return False
+
+    def count_tokens(self, text: str) -> int:
+        return len(text)
 
 
 class ScriptedBackend(Batched):
@@ -81,14 +87,11 @@ class SlowBackend(Batched):
 
 
 class CharWindowBackend(ScriptedBackend):
-    """Counts one token per character and has a small window: makes prompt fitting observable."""
+    """Counts one token per character (Batched's count) and has a small window: makes prompt fitting observable."""
 
     def __init__(self, context_window: int) -> None:
         super().__init__([Candidate(" simp", -0.1)])
         self.context_window = context_window
-
-    def count_tokens(self, text: str) -> int:
-        return len(text)
 
 
 class ChoosyBackend(Batched):
@@ -133,7 +136,7 @@ class ByPromptBackend(Batched):
         pass
 
 
-class GatedBackend:
+class GatedBackend(Batched):
     """Holds every ``generate`` call until ``release`` is set, or until ``should_stop`` says stop.
 
     Holds the backend busy deterministically: ``entered`` is set when a call has started, ``stop_seen``

@@ -392,6 +392,10 @@ class ExplodingBackend:
 
     name = "exploding"
     model_id = "exploding-model"
+    context_window: int | None = None
+
+    def count_tokens(self, text: str) -> int:
+        return len(text)
 
     def generate(
         self, prompts: Sequence[str], params: GenerationParams, should_stop: ShouldStop = never

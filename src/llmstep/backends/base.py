@@ -81,6 +81,14 @@ class Backend(Protocol):
     name: str
     #: What was loaded: a hub id or a directory.
     model_id: str
+    #: Tokens a prompt and its continuation may take together; None when unknown (an upstream API),
+    #: in which case the engine fits nothing and the backend is never asked to count.
+    context_window: int | None
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens ``text`` takes as a prompt, counted as ``generate`` will encode it: special tokens
+        (a BOS) included, so a prompt fitted to the window fits it exactly."""
+        ...
 
     def generate(
         self, prompts: Sequence[str], params: GenerationParams, should_stop: ShouldStop = never

@@ -33,9 +33,10 @@ class TokenizerTools:
     tokenize_lock = threading.Lock()
 
     def count_tokens(self, text: str) -> int:
-        """Tokens ``text`` takes in a prompt: lets the engine fit long states into the window."""
+        """Tokens ``text`` takes as a prompt, special tokens included: the backends encode prompts with
+        them (LLaMA's and Llemma's BOS), so a count without them fits a prompt one token over the window."""
         with self.tokenize_lock:
-            return len(self.tokenizer.encode(text, add_special_tokens=False))
+            return len(self.tokenizer(text)["input_ids"])
 
     def _decode(self, ids: Sequence[int]) -> str:
         """The exact text of ``ids``: special tokens kept, spacing untouched."""

@@ -81,6 +81,12 @@ class OpenAIBackend:
     """An HTTP client for one upstream model behind an OpenAI-compatible API."""
 
     name = "openai"
+    #: The upstream's window is its own business: it fits or refuses (and its refusal is relayed).
+    context_window: int | None = None
+
+    def count_tokens(self, text: str) -> int:
+        """Never asked: with no window known here, the engine fits nothing."""
+        raise NotImplementedError("the openai backend has no tokenizer; the upstream counts its own tokens")
 
     def __init__(self, config: ModelConfig) -> None:
         if not config.upstream_url:

@@ -219,14 +219,13 @@ class SuggestionEngine:
         by default, the engine's own format.
         """
         render = (fmt or self.prompt_format).render
-        window = getattr(self.backend, "context_window", None)
-        count = getattr(self.backend, "count_tokens", None)
-        if not window or count is None:
+        window = self.backend.context_window
+        if not window:
             return render(state, prefix, context), 0
         budget = window - max_new_tokens
 
         def fits(text: str) -> bool:
-            return count(text) <= budget
+            return self.backend.count_tokens(text) <= budget
 
         if fits(render(state, prefix, context)):
             return render(state, prefix, context), 0
@@ -247,8 +246,20 @@ class SuggestionEngine:
         return render(kept, prefix, ""), len(context) + cut
 
     async def complete(self, prompt: str, params: GenerationParams) -> list[Candidate]:
-        """Raw continuations of a finished prompt, unranked and uncached: for ``/v1/completions``."""
+        """Raw continuations of a finished prompt, unranked and uncached: for ``/v1/completions``.
+
+        A raw prompt cannot be shortened, so one over the model's window is refused (400) before it
+        reaches the backend, which would otherwise run past its window (or fail with a 500).
+        """
         self.check_limits(params)
+        window = self.backend.context_window
+        if window:
+            tokens = await asyncio.to_thread(self.backend.count_tokens, prompt)
+            if tokens + params.max_new_tokens > window:
+                raise ContextTooLong(
+                    f"prompt: {tokens} tokens and max_tokens {params.max_new_tokens} are over the model's "
+                    f"{window}-token window; shorten the prompt or lower max_tokens"
+                )
         outputs, _ = await self._within_deadline(self._generate([prompt], params))
         return outputs[0]
 
