@@ -18,7 +18,7 @@ import pytest
 from llmstep.backends import Backend, load_backend
 from llmstep.config import DecodingConfig, ModelConfig, ServeConfig
 from llmstep.data import write_proofsteps
-from llmstep.protocol.presets import find_prompt_format, load_presets
+from llmstep.presets import find_prompt_format, load_presets
 from llmstep.train.scratch import train_from_scratch
 
 from support import live_server

@@ -19,7 +19,7 @@ from llmstep.cli.serve import build_config
 from llmstep.config import DecodingConfig, ModelConfig, ServeConfig
 from llmstep.engine import SuggestionEngine
 from llmstep.errors import ConfigError
-from llmstep.protocol.presets import DEFAULT_PRESET, find_prompt_format, get_preset, load_presets
+from llmstep.presets import DEFAULT_PRESET, find_prompt_format, get_preset, load_presets
 from llmstep.protocol.prompt import LLMSTEP_FORMAT, cut_at_first_stop
 
 from support import live_server

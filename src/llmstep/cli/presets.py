@@ -22,7 +22,7 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the table, or one preset; an unknown name is a ConfigError listing the valid ones."""
-    from llmstep.protocol.presets import DEFAULT_PRESET, get_preset, load_presets
+    from llmstep.presets import DEFAULT_PRESET, get_preset, load_presets
 
     presets = load_presets(args.presets_file)
     if args.name is None:

@@ -30,7 +30,7 @@ from llmstep.config import (
     env_upstream_api_key,
 )
 from llmstep.errors import ConfigError
-from llmstep.protocol.presets import DEFAULT_PRESET, find_prompt_format, get_preset, load_presets
+from llmstep.presets import DEFAULT_PRESET, find_prompt_format, get_preset, load_presets
 
 __all__ = ["register"]
 

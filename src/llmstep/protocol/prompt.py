@@ -2,7 +2,7 @@
 
 Pure functions over strings: the backends generate, this module decides what
 the model sees and which part of its output is the tactic. Which format a
-model wants is data (``presets.toml``, loaded by ``llmstep.protocol.presets``).
+model wants is data (``presets.toml``, loaded by ``llmstep.presets``).
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""Model presets: a hub id, its architecture and its prompt format, by name.
+"""Model presets: a hub id, its backend and its prompt format, by name.
 
+A catalogue of models, a layer above the settings it fills in (``config``): not wire protocol.
 The presets are data: ``presets.toml`` beside this module ships the built-in
 ones, and ``--presets-file`` adds a user's (same schema; a user entry with a
 built-in's name replaces it). This module reads and checks them, so that a
@@ -16,6 +17,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import ValidationError
+
+from llmstep.config import DecodingConfig
 from llmstep.errors import ConfigError, first_line
 from llmstep.protocol.prompt import PromptFormat
 
@@ -61,7 +65,7 @@ class Preset:
 
 def load_presets(path: Path | str | None = None) -> dict[str, Preset]:
     """The built-in presets, plus (and overridden by) those in the TOML file at ``path``."""
-    builtin = resources.files("llmstep.protocol").joinpath("presets.toml").read_text(encoding="utf-8")
+    builtin = resources.files("llmstep").joinpath("presets.toml").read_text(encoding="utf-8")
     presets = _parse(builtin, "the built-in presets.toml", known=())
     if path is not None:
         where = str(path)
@@ -198,10 +202,6 @@ def _check_template(template: str, encoder_decoder: bool, needs_state: bool = Tr
 
 def _check_decoding(decoding: dict[str, Any]) -> None:
     """Reject values DecodingConfig would reject, now rather than at ``serve``."""
-    from pydantic import ValidationError
-
-    from llmstep.config import DecodingConfig
-
     try:
         DecodingConfig(**decoding)
     except ValidationError as exc:
