@@ -385,3 +385,22 @@ def test_server_serves_the_presets_format(t5_backend: Backend) -> None:
     assert health["prompt_format"] == "reprover-byt5-small" and health["backend"] == "seq2seq"
     assert reply.status_code == 200
     assert all(s.startswith(PREFIX) for s in reply.json()["suggestions"])
+
+
+@pytest.mark.parametrize(
+    ("env", "argv", "port"),
+    [
+        ({"LLMSTEP_PORT": "0"}, (), 0),
+        ({"LLMSTEP_PORT": "7001"}, (), 7001),
+        ({}, (), 6000),
+        ({"LLMSTEP_PORT": "7001"}, ("--port", "0"), 0),
+    ],
+    ids=["env-zero-is-any-free-port", "env", "default", "flag-zero-over-env"],
+)
+def test_port_precedence_and_zero(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], argv: tuple[str, ...], port: int
+) -> None:
+    """``LLMSTEP_PORT=0`` means any free port, as ``--port 0`` does; it was read as unset and became 6000."""
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert serve_config(*argv).port == port

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from llmstep.errors import ConfigError
 from llmstep.protocol.prompt import LLMSTEP_FORMAT, PromptFormat
+from llmstep.protocol.wire import MAX_NEW_TOKENS, MAX_NUM_SAMPLES
 
 __all__ = [
     "DEFAULT_HOST",
@@ -27,6 +28,7 @@ __all__ = [
     "env_token",
     "env_upstream_api_key",
     "env_url",
+    "resolve_port",
 ]
 
 #: llmstep's Pythia-2.8B, fine-tuned on LeanDojo Benchmark 4.
@@ -80,10 +82,10 @@ class DecodingConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    num_samples: int = Field(10, ge=1, le=64)
+    num_samples: int = Field(10, ge=1, le=MAX_NUM_SAMPLES)
     # 0.5 is what llmstep's own server samples at.
     temperature: float = Field(0.5, ge=0.0, le=2.0)
-    max_new_tokens: int = Field(128, ge=1, le=1024)
+    max_new_tokens: int = Field(128, ge=1, le=MAX_NEW_TOKENS)
     decoding: Decoding = "sample"
     seed: int | None = None
 
@@ -97,8 +99,12 @@ class EngineConfig(BaseModel):
     batch_window_ms: float = Field(5.0, ge=0, description="How long a batch waits for company.")
     max_batch_size: int = Field(8, ge=1, description="Requests merged into one backend call at most.")
     request_timeout_s: float = Field(300.0, gt=0, description="A request waiting longer gets a 504.")
-    max_num_samples: int = Field(64, ge=1, le=64, description="Larger num_samples in a request gets a 422.")
-    max_new_tokens: int = Field(1024, ge=1, le=1024, description="Larger max_new_tokens in a request gets a 422.")
+    max_num_samples: int = Field(
+        MAX_NUM_SAMPLES, ge=1, le=MAX_NUM_SAMPLES, description="Larger num_samples in a request gets a 422."
+    )
+    max_new_tokens: int = Field(
+        MAX_NEW_TOKENS, ge=1, le=MAX_NEW_TOKENS, description="Larger max_new_tokens in a request gets a 422."
+    )
     max_state_chars: int = Field(
         100_000,
         ge=1,
@@ -176,5 +182,12 @@ def env_upstream_api_key(environ: Mapping[str, str] = os.environ) -> str | None:
 def env_url(environ: Mapping[str, str] = os.environ) -> str:
     """The server URL a client should use: ``http://$LLMSTEP_HOST:$LLMSTEP_PORT``, defaults ``localhost:6000``."""
     host = env_host(environ) or "localhost"
-    port = env_port(environ) or DEFAULT_PORT
-    return f"http://{host}:{port}"
+    return f"http://{host}:{resolve_port(None, environ)}"
+
+
+def resolve_port(flag: int | None, environ: Mapping[str, str] = os.environ) -> int:
+    """The port: the flag, else ``LLMSTEP_PORT``, else 6000. ``0`` (any free port) is a value, not "unset"."""
+    if flag is not None:
+        return flag
+    port = env_port(environ)
+    return DEFAULT_PORT if port is None else port

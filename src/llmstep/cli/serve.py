@@ -25,9 +25,9 @@ from llmstep.config import (
     ModelConfig,
     ServeConfig,
     env_host,
-    env_port,
     env_token,
     env_upstream_api_key,
+    resolve_port,
 )
 from llmstep.errors import ConfigError
 from llmstep.presets import DEFAULT_PRESET, find_prompt_format, get_preset, load_presets
@@ -200,7 +200,7 @@ def build_config(args: argparse.Namespace) -> ServeConfig:
                 refuse_long_states=args.refuse_long_states,
             ),
             host=args.host or env_host() or DEFAULT_HOST,
-            port=args.port if args.port is not None else (env_port() or DEFAULT_PORT),
+            port=resolve_port(args.port),
             max_body_bytes=args.max_body_bytes,
             max_in_flight=args.max_in_flight,
             token=args.token or env_token(),
