@@ -30,6 +30,7 @@ __all__ = [
     "HFBackend",
     "check_local_model",
     "generate_kwargs",
+    "neutral_generation_config",
     "resolve_device",
     "resolve_dtype",
     "stop_criteria",
@@ -118,6 +119,21 @@ def stop_criteria(should_stop: ShouldStop) -> Any:
     return StoppingCriteriaList([Cancelled()])
 
 
+def neutral_generation_config(model: Any) -> Any:
+    """A generation config that keeps only the checkpoint's special token ids.
+
+    ``generate`` fills every setting a call leaves unset from ``model.generation_config``, so a
+    checkpoint's own ``top_p=1e-6`` or ``repetition_penalty`` would silently change what "sample at
+    T" or "beam search" means here (a top_p of 1e-6 turned 7 distinct samples at T=2 into 1).
+    Decoding is whatever ``GenerationParams`` says, the same on every backend.
+    """
+    from transformers import GenerationConfig
+
+    old = model.generation_config
+    keep = ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id")
+    return GenerationConfig(**{k: getattr(old, k) for k in keep if getattr(old, k, None) is not None})
+
+
 def generate_kwargs(
     backend: TokenizerTools, params: GenerationParams, should_stop: ShouldStop = never
 ) -> tuple[dict[str, Any], bool]:
@@ -188,6 +204,7 @@ class HFBackend(TokenizerTools):
                 f"cannot load model {config.model!r}: {first_line(exc)} "
                 "(pass --model DIR with a local model directory, or a hub id that is cached or reachable)"
             ) from exc
+        model.generation_config = neutral_generation_config(model)
         self.model = model.to(self.device).eval()
         self._torch = torch
         if self.tokenizer.pad_token_id is None:  # Pythia and LLaMA tokenizers ship without one

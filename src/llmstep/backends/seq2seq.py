@@ -17,7 +17,14 @@ from typing import Any
 
 from llmstep.backends.base import Candidate, GenerationParams, ShouldStop, never
 from llmstep.backends.candidates import TokenizerTools, cut_candidate
-from llmstep.backends.hf import check_local_model, generate_kwargs, resolve_device, resolve_dtype, token_logprobs
+from llmstep.backends.hf import (
+    check_local_model,
+    generate_kwargs,
+    neutral_generation_config,
+    resolve_device,
+    resolve_dtype,
+    token_logprobs,
+)
 from llmstep.config import ModelConfig
 from llmstep.errors import ModelUnavailable, first_line
 from llmstep.protocol.prompt import split_decoder_prefix
@@ -51,6 +58,7 @@ class Seq2SeqBackend(TokenizerTools):
                 "(pass --model DIR with a local model directory, or a hub id that is cached or reachable; "
                 "a causal LM runs on --backend hf)"
             ) from exc
+        model.generation_config = neutral_generation_config(model)
         self.model = model.to(self.device).eval()
         self._torch = torch
         self._lock = threading.Lock()
