@@ -41,13 +41,26 @@ def test_empty_suggestions_are_dropped_without_prefix() -> None:
 def test_prompt_and_parameters_reach_the_backend() -> None:
     backend = ScriptedBackend([])
     engine = SuggestionEngine(backend, DecodingConfig(num_samples=7, temperature=0.3, max_new_tokens=50))
-    asyncio.run(engine.suggest("⊢ p", "intro", num_samples=3))
+    asyncio.run(engine.suggest("⊢ p", "intro", num_samples=12))
     asyncio.run(engine.suggest("⊢ q", temperature=0.0, max_new_tokens=9))
     (p1, params1), (_, params2) = backend.calls
     assert p1 == ["[GOAL]⊢ p[PROOFSTEP]intro"]
-    assert (params1.num_samples, params1.temperature, params1.max_new_tokens) == (3, 0.3, 50)
+    assert (params1.num_samples, params1.temperature, params1.max_new_tokens) == (12, 0.3, 50)
     assert (params2.num_samples, params2.temperature, params2.max_new_tokens) == (7, 0.0, 9)
     assert "[END]" in params1.stop and "\n" in params1.stop
+
+
+def test_a_request_for_fewer_suggestions_gets_the_servers_width_and_the_best_few() -> None:
+    """Lean asks for 5; a preset that searches 8 beams wide must still search 8 wide, and show the best 5."""
+    ranked = [Candidate(f" t{i}", -0.1 * i) for i in range(8)]
+    backend = ScriptedBackend(ranked)
+    engine = SuggestionEngine(backend, DecodingConfig(decoding="beam", num_samples=8))
+    five = asyncio.run(engine.suggest("⊢ p", "", num_samples=5))
+    ((_, params),) = backend.calls
+    assert params.num_samples == 8 and params.decoding == "beam"
+    assert [s.tactic for s in five.items] == ["t0", "t1", "t2", "t3", "t4"]
+    every = asyncio.run(engine.suggest("⊢ p", ""))  # the same search: from the cache, all 8
+    assert every.cached and len(every.items) == 8 and len(backend.calls) == 1
 
 
 def test_backend_exception_becomes_backend_error() -> None:
@@ -65,10 +78,11 @@ def test_repeated_requests_come_from_the_cache() -> None:
     assert not first.cached and again.cached and again.items == first.items
     assert len(backend.calls) == 1
     asyncio.run(engine.suggest("⊢ p", "s"))  # another prefix
-    asyncio.run(engine.suggest("⊢ p", "", num_samples=3))  # other decoding parameters
+    assert asyncio.run(engine.suggest("⊢ p", "", num_samples=3)).cached  # fewer wanted: the same decoding
+    asyncio.run(engine.suggest("⊢ p", "", temperature=0.9))  # other decoding parameters
     asyncio.run(engine.suggest("⊢ p", "", context="-- a file"))  # llmstep's format ignores context: still a hit
     assert len(backend.calls) == 3
-    assert engine.stats()["cache_hits"] == 2 and engine.stats()["cache_misses"] == 3
+    assert engine.stats()["cache_hits"] == 3 and engine.stats()["cache_misses"] == 3
 
 
 def test_cache_size_zero_turns_it_off() -> None:
@@ -110,7 +124,7 @@ def test_requests_with_other_parameters_are_not_merged() -> None:
     engine = SuggestionEngine(backend, config=EngineConfig(cache_size=0, batch_window_ms=100))
 
     async def both() -> None:
-        await asyncio.gather(engine.suggest("⊢ a", num_samples=2), engine.suggest("⊢ b", num_samples=3))
+        await asyncio.gather(engine.suggest("⊢ a", temperature=0.2), engine.suggest("⊢ b", temperature=0.9))
 
     asyncio.run(both())
     assert sorted(len(batch) for batch in backend.batches) == [1, 1]

@@ -134,13 +134,22 @@ class SuggestionEngine:
         temperature: float | None = None,
         max_new_tokens: int | None = None,
     ) -> Suggestions:
-        """Ranked tactics for ``tactic_state``, each starting with ``prefix``.
+        """Ranked tactics for ``tactic_state``, each starting with ``prefix``: at most ``num_samples`` of them.
 
+        ``num_samples`` is how many suggestions the caller wants, not how wide to decode: the
+        server samples or searches as wide as its own setting (a preset's 32 beams reach a Lean
+        user who asks for 5), wider only when more are wanted, and returns the best ones. So
+        requests that differ only in how many they want share one generation and one cache entry.
         A cache hit answers at once; a request identical to one in flight waits for that one's
         answer; past the deadline, GenerationTimeout.
         """
-        params = self.params(num_samples, temperature, max_new_tokens)
+        width = max(self.defaults.num_samples, num_samples or 0)  # a request over the limit is wider: 422
+        params = self.params(width, temperature, max_new_tokens)
         self.check_limits(params)
+        return _best(await self._ranked(tactic_state, prefix, context, params), num_samples)
+
+    async def _ranked(self, tactic_state: str, prefix: str, context: str, params: GenerationParams) -> Suggestions:
+        """Every ranked suggestion for one decoding: from the cache, a generation in flight, or a new one."""
         tactic_state, capped = self.cap_state(tactic_state)
         # The context only matters, and so only splits the cache, for formats that show it to the model.
         used_context = context if self.prompt_format.uses_context else ""
@@ -315,3 +324,8 @@ class SuggestionEngine:
         after this returns.
         """
         self.batcher.close()
+
+
+def _best(result: Suggestions, wanted: int | None) -> Suggestions:
+    """``result`` with at most ``wanted`` suggestions (all when None)."""
+    return result if wanted is None or len(result.items) <= wanted else replace(result, items=result.items[:wanted])

@@ -56,7 +56,11 @@ class SuggestRequest(_Strict):
     prefix: str = Field("", description="The start of the tactic; every suggestion begins with it.")
     context: str = Field("", description="Source of the file before the call; optional.")
     num_samples: int | None = Field(
-        None, ge=1, le=MAX_NUM_SAMPLES, description="Sequences to generate; the server's default if absent."
+        None,
+        ge=1,
+        le=MAX_NUM_SAMPLES,
+        description="Suggestions wanted, at most; the server decodes at least as wide as its own setting "
+        "(a preset's beams) and returns the best this many. All of them if absent.",
     )
     temperature: float | None = Field(
         None, ge=0.0, le=2.0, description="Sampling temperature; the server's default if absent."
