@@ -104,6 +104,41 @@ def test_eval_reports_accuracy_with_and_without_context(
     assert comparison in capsys.readouterr().out
 
 
+def test_eval_with_a_model_takes_the_prompt_format_of_a_preset(
+    context_model: Backend, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``eval --model`` prompts as ``serve`` would with --prompt-format: both runs differ, as with --url."""
+    from llmstep.cli.main import main
+
+    records = [{"prompt": f"[GOAL]{STATE}[PROOFSTEP]", "completion": t + "[END]", "context": c} for c, t in CASES]
+    data = write_proofsteps(tmp_path / "test.jsonl", records)
+    argv = ["eval", "--data", str(data), "--model", context_model.model_id, "--prompt-format", "minictx-context"]
+    argv += ["-k", "1", "--num-samples", "2", "--context", "both", "--out", str(tmp_path)]
+    argv += ["--no-progress", "--no-plots"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 0, capsys.readouterr().err
+    with_ctx = json.loads((tmp_path / "with-context" / "report.json").read_text())
+    without = json.loads((tmp_path / "without-context" / "report.json").read_text())
+    assert with_ctx["summary"]["accuracy"]["exact"]["1"] == 1.0
+    assert without["summary"]["accuracy"]["exact"]["1"] == pytest.approx(1 / 3)
+
+
+def test_eval_both_ways_with_a_format_that_ignores_the_context_is_refused(
+    context_model: Backend, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """llmstep's own format never shows the context: "both" would run one prompt twice and compare it with itself."""
+    from llmstep.cli.main import main
+
+    records = [{"prompt": "[GOAL]⊢ p[PROOFSTEP]", "completion": "simp[END]", "context": "-- a file"}]
+    data = write_proofsteps(tmp_path / "test.jsonl", records)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["eval", "--data", str(data), "--model", context_model.model_id, "--context", "both"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "does not show the file context" in err
+
+
 def test_eval_without_any_context_to_leave_out_is_a_clear_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -75,7 +75,16 @@ def register(subparsers: Any) -> None:
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots (needs no matplotlib)")
     model = p.add_argument_group("--model only")
-    model.add_argument("--backend", default="hf", help="generation engine: hf (default), ct2, vllm, openai")
+    model.add_argument(
+        "--preset",
+        help="take the prompt format, backend and decoding defaults of this preset, as `llmstep serve --preset` "
+        "does (--model still names the weights); see `llmstep presets`",
+    )
+    model.add_argument("--prompt-format", help="prompt format of another preset, by its name (default: the preset's)")
+    model.add_argument("--presets-file", help="TOML file of extra presets (schema: docs/presets.md)")
+    model.add_argument(
+        "--backend", help="generation engine: hf, seq2seq, ct2, vllm, openai (default: the preset's, hf)"
+    )
     model.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
     model.add_argument("--dtype", choices=["auto", "float32", "float16", "bfloat16"], default="auto")
     model.add_argument("--compute-type", default="auto", help="ct2 compute type: int8 (auto), int8_float32, int16, ...")
@@ -84,7 +93,7 @@ def register(subparsers: Any) -> None:
     )
     model.add_argument("--seed", type=int, help="seed each request's sampling, for a reproducible run")
     model.add_argument("--temperature", type=float, help="sampling temperature (0.5; with --url: sent to the server)")
-    model.add_argument("--max-new-tokens", type=int, default=128, help="longest tactic in tokens (128)")
+    model.add_argument("--max-new-tokens", type=int, help="longest tactic in tokens (default: the preset's, 128)")
     p.set_defaults(func=run)
 
 
@@ -94,9 +103,10 @@ def _check(args: argparse.Namespace) -> int:
         raise ConfigError("pass --data TEST.jsonl (or --compare A.json B.json)")
     if not (args.url or args.model):
         raise ConfigError("pass --url of a running server, or --model to load one here")
-    if args.url and (args.decoding or args.seed is not None):
+    if args.url and (args.decoding or args.seed is not None or args.preset or args.prompt_format):
         raise ConfigError(
-            "--decoding and --seed apply to --model; a server decodes as `llmstep serve --decoding/--seed` set it"
+            "--decoding, --seed, --preset and --prompt-format apply to --model; a server decodes and prompts as "
+            "`llmstep serve` was told to"
         )
     if not 0.0 <= args.max_failure_rate <= 1.0:
         raise ConfigError(f"--max-failure-rate must be between 0 and 1, got {args.max_failure_rate}")
@@ -137,25 +147,44 @@ def run(args: argparse.Namespace) -> int:
     from llmstep.engine.blocking import BlockingEngine
     from llmstep.engine.suggest import SuggestionEngine
     from llmstep.evaluate import EngineSuggester
+    from llmstep.presets import DEFAULT_PRESET, find_prompt_format, get_preset, load_presets
 
+    presets = load_presets(args.presets_file)
+    preset = get_preset(args.preset or DEFAULT_PRESET, presets)
+    prompt_format = find_prompt_format(args.prompt_format, presets) if args.prompt_format else preset.prompt_format
+    if args.context == "both" and not prompt_format.uses_context:
+        raise ConfigError(
+            f"--context both: the {prompt_format.name} prompt format does not show the file context to the model, "
+            "so both runs would send the same prompts; pick a format that reads it (--prompt-format minictx-context)"
+        )
+    # Flags over the preset over eval's defaults (beam search: deterministic).
+    chosen = {
+        "temperature": args.temperature,
+        "max_new_tokens": args.max_new_tokens,
+        "decoding": args.decoding,
+        "seed": args.seed,
+    }
+    preset_decoding = preset.decoding if args.preset else {}
     config = DecodingConfig(
+        **{"temperature": 0.5, "max_new_tokens": 128, "decoding": "beam"}
+        | {k: v for k, v in preset_decoding.items() if k != "num_samples"}
+        | {k: v for k, v in chosen.items() if v is not None},
         num_samples=num_samples,
-        temperature=0.5 if args.temperature is None else args.temperature,
-        max_new_tokens=args.max_new_tokens,
-        decoding=args.decoding or "beam",
-        seed=args.seed,
     )
     backend = load_backend(
         ModelConfig(
             model=args.model,
-            backend=args.backend,
+            backend=args.backend or (preset.backend if args.preset else "hf"),
+            trust_remote_code=preset.trust_remote_code if args.preset else False,
             device=args.device,
             dtype=args.dtype,
             compute_type=args.compute_type,
         )
     )
     # No cache (a repeated state would time as free) and no batch window (requests come one at a time).
-    engine = BlockingEngine(SuggestionEngine(backend, config, config=EngineConfig(cache_size=0, batch_window_ms=0)))
+    engine = BlockingEngine(
+        SuggestionEngine(backend, config, prompt_format, config=EngineConfig(cache_size=0, batch_window_ms=0))
+    )
     try:
         decoding = config.model_dump(exclude={"num_samples"})
         suggester = EngineSuggester(engine, num_samples=num_samples)
