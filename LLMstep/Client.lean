@@ -186,8 +186,8 @@ partial def waitOrKill {cfg : IO.Process.StdioConfig} (child : IO.Process.Child 
 /-- Runs curl with `args`, writing `input` to its stdin, until it exits or `interrupted` says
 to stop: then curl is killed and `.cancelled` returned.
 
-Not `IO.Process.output`: it neither looks at cancellation nor accepts output that is not UTF-8.
-stdout and stderr are drained in tasks of their own while this thread polls, so a large answer
+Not the standard library's one-shot `output`: it neither looks at cancellation nor accepts output
+that is not UTF-8. stdout and stderr are drained in tasks of their own while this thread polls, so a large answer
 cannot fill a pipe and stall curl. All three streams are piped: an inherited stdin would be the
 Lean server's own connection to the editor. -/
 def runCurl (args : Array String) (input : String) (interrupted : IO Bool) :

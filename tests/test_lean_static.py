@@ -21,7 +21,7 @@ from support import REPO
 PACKAGE = sorted((REPO / "LLMstep").glob("*.lean"))
 LEAN_FILES = [REPO / "LLMstep.lean", *PACKAGE, *sorted((REPO / "examples").glob("*.lean"))]
 LEAN_FILES += sorted((REPO / "tests" / "lean").glob("*.lean"))
-BROKEN_PROTOCOL = REPO / "tests" / "fixtures" / "lean_lint" / "protocol_before_fix.lean"
+BROKEN_PROTOCOL = REPO / "tests" / "fixtures" / "lean_lint" / "protocol_before_fix.lean.txt"
 DOC = REPO / "docs" / "lean.md"
 #: A lean4 path at a commit (or at the search index's file id), or a file of a project that builds on v4.33.
 SEEN_IN = re.compile(
