@@ -1,3 +1,4 @@
+import LLMstep.Protocol
 import LLMstep.Check
 
 /-!

@@ -16,7 +16,15 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["PRELUDE_TYPES", "Finding", "blank_comments_and_strings", "core_names", "lint_file", "lint_source"]
+__all__ = [
+    "PRELUDE_TYPES",
+    "Finding",
+    "blank_comments_and_strings",
+    "core_names",
+    "lint_file",
+    "lint_package",
+    "lint_source",
+]
 
 
 @dataclass(frozen=True)
@@ -250,6 +258,65 @@ def core_names(sources: list[str]) -> set[str]:
 def lint_file(path: Path) -> list[Finding]:
     """Every finding in the Lean file at ``path``."""
     return lint_source(str(path), path.read_text(encoding="utf-8"))
+
+
+_PUBLIC_DECL = re.compile(
+    r"^(?:@\[[^\]]*\]\s*)?(?:(?:protected|partial|noncomputable|unsafe)\s+)*"
+    r"(?:def|abbrev|theorem|structure|inductive|class)\s+([A-Za-z_][\w'?!]*)",
+    re.MULTILINE,
+)
+_OPTION_DECL = re.compile(r"^register_option\s+(llmstep\.[\w]+)", re.MULTILINE)
+_IMPORT = re.compile(r"^import\s+(\S+)", re.MULTILINE)
+_REFERENCE = re.compile(r"(?<![\w.'`])([A-Za-z_][\w'?!]*(?:\.[A-Za-z_][\w'?!]*)?)")
+
+
+def lint_package(root: Path, package: str = "LLMstep") -> list[Finding]:
+    """Names a module of the package uses from another of its modules that it does not import, even
+    through others: Lean then reports them unknown and the whole package fails to build.
+
+    Declarations are read at the top level (``def``, ``structure``, ``inductive``, ... and
+    ``register_option``; ``private`` ones are never visible elsewhere), references as identifiers;
+    a dotted reference counts by its first part (``Request.body`` uses ``Request``), an option by
+    its whole name (``llmstep.url``).
+    """
+    files = {f"{package}.{p.stem}": p for p in sorted((root / package).glob("*.lean"))}
+    codes = {name: blank_comments_and_strings(p.read_text(encoding="utf-8")) for name, p in files.items()}
+    imports = {name: set(_IMPORT.findall(code)) for name, code in codes.items()}
+    declared: dict[str, str] = {}
+    for name, code in codes.items():
+        for decl in [*_PUBLIC_DECL.findall(code), *_OPTION_DECL.findall(code)]:
+            declared.setdefault(decl.split(".")[0] if not decl.startswith("llmstep.") else decl, name)
+
+    def closure(module: str) -> set[str]:
+        seen: set[str] = set()
+        todo = [module]
+        while todo:
+            for dep in imports.get(todo.pop(), ()):
+                if dep not in seen:
+                    seen.add(dep)
+                    todo.append(dep)
+        return seen
+
+    found: list[Finding] = []
+    for name, code in codes.items():
+        visible = closure(name) | {name}
+        reported: set[str] = set()
+        for m in _REFERENCE.finditer(_IMPORT.sub("", code)):
+            ref = m.group(1)
+            key = ref if ref.startswith("llmstep.") else ref.split(".")[0]
+            home = declared.get(key)
+            if home is not None and home not in visible and key not in reported:
+                reported.add(key)
+                line = code.count("\n", 0, m.start()) + 1
+                found.append(
+                    Finding(
+                        str(files[name]),
+                        line,
+                        "unimported-name",
+                        f"`{key}` is declared in {home}, which this module does not import (even through others)",
+                    )
+                )
+    return found
 
 
 if __name__ == "__main__":

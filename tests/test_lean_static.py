@@ -10,11 +10,12 @@ tested on small snippets and on the file that once broke the build.
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
 
-from lean_lint import blank_comments_and_strings, core_names, lint_file, lint_source
+from lean_lint import blank_comments_and_strings, core_names, lint_file, lint_package, lint_source
 
 from support import REPO
 
@@ -33,6 +34,28 @@ SEEN_IN = re.compile(
 @pytest.mark.parametrize("path", LEAN_FILES, ids=lambda p: str(p.relative_to(REPO)))
 def test_every_lean_file_passes_the_lint(path: Path) -> None:
     assert lint_file(path) == []
+
+
+def test_every_module_imports_what_it_uses_from_the_others() -> None:
+    assert lint_package(REPO) == []
+
+
+def test_a_module_that_lost_an_import_is_caught(tmp_path: Path) -> None:
+    """Rank.lean without `import LLMstep.Protocol` (a mistake made once): ScoredTactic would be unknown."""
+    shutil.copytree(REPO / "LLMstep", tmp_path / "LLMstep")
+    rank = tmp_path / "LLMstep" / "Rank.lean"
+    rank.write_text(rank.read_text(encoding="utf-8").replace("import LLMstep.Protocol\n", ""), encoding="utf-8")
+    findings = lint_package(tmp_path)
+    assert [(Path(f.path).name, f.rule) for f in findings] == [("Rank.lean", "unimported-name")]
+    assert "ScoredTactic" in findings[0].message and "LLMstep.Protocol" in findings[0].message
+
+
+def test_an_option_used_without_importing_options_is_caught(tmp_path: Path) -> None:
+    package = tmp_path / "LLMstep"
+    package.mkdir()
+    (package / "Options.lean").write_text('register_option llmstep.url : String := { defValue := "" }\n')
+    (package / "Use.lean").write_text("import Lean\ndef f (o : Lean.Options) : String := llmstep.url.get o\n")
+    assert [f.rule for f in lint_package(tmp_path)] == ["unimported-name"]
 
 
 def test_the_lint_catches_the_compile_error_that_broke_protocol_lean() -> None:
