@@ -154,7 +154,7 @@ def searchWith (suggest : String → TacticM (Array ScoredTactic)) (limits : Sea
         | some (.children kids) =>
           for kid in kids do
             seen := seen.push kid.goals
-            frontier := insertBy (fun a b => a.score > b.score) kid frontier
+            frontier := insertBy (fun (a b : SearchNode) => a.score > b.score) kid frontier
             if kid.steps.size > deepest.steps.size ||
                 (kid.steps.size == deepest.steps.size && kid.score > deepest.score) then
               deepest := kid
