@@ -168,18 +168,18 @@ def generate_kwargs(
     return kwargs, sampling
 
 
-def token_logprobs(model: Any, out: Any, generated: Any, beam: bool) -> Any:
-    """Log-probability of each generated token, ``(sequences, steps)``."""
-    import torch
+def token_logprobs(model: Any, out: Any, beam: bool) -> Any:
+    """Log-probability of each generated token, ``(sequences, steps)``: transformers' own
+    ``compute_transition_scores``.
 
+    Beams come with their (already normalised) scores. Otherwise the raw logits are normalised,
+    so the score is the model's probability, not the tempered one; in float32, since half-precision
+    logits would round the log-softmax.
+    """
     if beam:
         return model.compute_transition_scores(out.sequences, out.scores, out.beam_indices, normalize_logits=False)
-    # Raw logits, so the score is the model's probability, not the tempered one.
-    steps = [
-        torch.log_softmax(step.float(), dim=-1).gather(1, generated[:, t : t + 1]).squeeze(1)
-        for t, step in enumerate(out.logits)
-    ]
-    return torch.stack(steps, dim=1)
+    logits = tuple(step.float() for step in out.logits)
+    return model.compute_transition_scores(out.sequences, logits, normalize_logits=True)
 
 
 class HFBackend(TokenizerTools):
@@ -290,7 +290,7 @@ class HFBackend(TokenizerTools):
                 torch.manual_seed(params.seed)
         out = self.model.generate(**enc, **kwargs)
         generated = out.sequences[:, enc["input_ids"].shape[1] :]
-        logprobs = token_logprobs(self.model, out, generated, beam=params.decoding == "beam")
+        logprobs = token_logprobs(self.model, out, beam=params.decoding == "beam")
         return generated, logprobs
 
     def close(self) -> None:

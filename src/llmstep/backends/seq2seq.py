@@ -109,7 +109,7 @@ class Seq2SeqBackend(TokenizerTools):
         with torch.inference_mode():
             out = self.model.generate(**enc, **kwargs)
             generated = out.sequences[:, decoder_ids.shape[1] :]
-            logprobs = token_logprobs(self.model, out, generated, beam=params.decoding == "beam")
+            logprobs = token_logprobs(self.model, out, beam=params.decoding == "beam")
         return generated, logprobs
 
     def schedules_rows(self, params: GenerationParams) -> bool:
