@@ -19,8 +19,8 @@ import pytest
 from llmstep.backends import Backend, load_backend
 from llmstep.backends.base import GenerationParams
 from llmstep.backends.openai import OpenAIBackend, completions_url
-from llmstep.config import DecodingConfig, ModelConfig, ServeConfig
-from llmstep.engine import SuggestionEngine
+from llmstep.config import DecodingConfig, EngineConfig, ModelConfig, ServeConfig
+from llmstep.engine import SuggestionEngine, Suggestions
 from llmstep.errors import ConfigError, GenerationTimeout, UpstreamError
 
 from support import live_server, own_pairs
@@ -67,6 +67,20 @@ def test_several_prompts_and_a_v1_base_url(upstream_url: str) -> None:
         assert all(
             c.token_logprobs and c.score == pytest.approx(sum(c.token_logprobs) / len(c.token_logprobs)) for c in row
         )
+
+
+def test_requests_go_straight_upstream_not_through_a_batch_window(upstream_url: str) -> None:
+    """The upstream batches; a batch window here would only hold each request back (60 s here, past the deadline)."""
+    config = EngineConfig(batch_window_ms=60_000, max_batch_size=8, request_timeout_s=20, cache_size=0)
+    engine = SuggestionEngine(upstream(upstream_url), DecodingConfig(temperature=0.0), config=config)
+
+    async def two() -> list[Suggestions]:
+        return list(await asyncio.gather(engine.suggest(PAIRS[0][0]), engine.suggest(PAIRS[1][0])))
+
+    first, second = asyncio.run(two())
+    assert (first.items[0].tactic, second.items[0].tactic) == (PAIRS[0][1], PAIRS[1][1])
+    assert engine.stats()["largest_batch"] == 1  # each request was its own upstream call
+    engine.close()
 
 
 def test_the_registry_builds_it_and_needs_an_url() -> None:

@@ -183,8 +183,9 @@ class OpenAIBackend:
         return candidates
 
     def schedules_rows(self, params: GenerationParams) -> bool:
-        """The engine's batcher merges requests; each prompt is one upstream request."""
-        return False
+        """True: each request goes straight upstream, whose own batching (vLLM's continuous batching,
+        another llmstep's loop) merges concurrent requests far better than holding them here to merge."""
+        return True
 
     def close(self) -> None:
         """Close the connection pool."""
