@@ -73,6 +73,7 @@ class _StepLog:
     def __init__(self, should_stop: ShouldStop) -> None:
         self.should_stop = should_stop
         self._steps: dict[tuple[int, int], tuple[list[int], list[float]]] = {}
+        self._by_tokens: dict[tuple[int, tuple[int, ...]], list[float]] | None = None
 
     def __call__(self, step: Any) -> bool:
         ids, logprobs = self._steps.setdefault((step.batch_id, step.hypothesis_id), ([], []))
@@ -82,12 +83,14 @@ class _StepLog:
 
     def logprobs(self, batch_id: int, seq: Sequence[int]) -> list[float]:
         """The per-token log-probabilities of result ``seq`` of prompt ``batch_id``."""
-        for (b, _), (ids, logprobs) in self._steps.items():
-            if b == batch_id and ids == list(seq):
-                if any(lp is None for lp in logprobs):
-                    raise RuntimeError("ctranslate2 reported no log-probabilities for the generated tokens")
-                return logprobs
-        raise RuntimeError(f"ctranslate2 reported no steps for a result of prompt {batch_id}")
+        if self._by_tokens is None:  # indexed once, after decoding: results are looked up one by one
+            self._by_tokens = {(b, tuple(ids)): lps for (b, _), (ids, lps) in self._steps.items()}
+        logprobs = self._by_tokens.get((batch_id, tuple(seq)))
+        if logprobs is None:
+            raise RuntimeError(f"ctranslate2 reported no steps for a result of prompt {batch_id}")
+        if any(lp is None for lp in logprobs):
+            raise RuntimeError("ctranslate2 reported no log-probabilities for the generated tokens")
+        return logprobs
 
 
 def _check_model_dir(model: str) -> Path:
