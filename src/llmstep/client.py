@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 
-from llmstep.config import env_token, env_url
 from llmstep.errors import InvalidRequest, LLMStepError, ServerBusy, ServerUnreachable, error_class_for_code
+from llmstep.options import env_token, env_url
 from llmstep.protocol.wire import ErrorBody, HealthResponse, SuggestRequest, SuggestResponse
 
 __all__ = ["Client"]

@@ -11,9 +11,15 @@ import argparse
 import sys
 from typing import Any
 
+from llmstep.config import DecodingConfig, ModelConfig, PresetOptions, ServeConfig
 from llmstep.errors import ConfigError
+from llmstep.options import add_flags, config_error, env_values, flag_values, merge
+from llmstep.protocol.wire import MAX_NUM_SAMPLES
 
-__all__ = ["register"]
+__all__ = ["EVAL_DECODING", "register"]
+
+#: Where eval's decoding differs from serve's: beam search, so that a run is deterministic.
+EVAL_DECODING: dict[str, object] = {"decoding": "beam"}
 
 _EPILOG = """\
 examples:
@@ -50,7 +56,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--data", metavar="TEST.jsonl", help="proofstep JSONL (llmstep data ...) or a LeanDojo JSON file")
     source = p.add_mutually_exclusive_group()
     source.add_argument("--url", help="a running llmstep server; it decodes as `llmstep serve` was told to")
-    source.add_argument("--model", metavar="DIR_OR_ID", help="load this model here instead")
+    # The shared model and decoding declarations (llmstep.config), as `llmstep serve` has them; eval's --model
+    # names the weights (no preset picks them) and eval decodes with beam search unless told otherwise.
+    add_flags(source, ModelConfig, only=("model",), defaults={"model": None}, preset=False)
     source.add_argument(
         "--compare", nargs=2, metavar=("A.json", "B.json"), help="print two reports side by side and exit"
     )
@@ -74,26 +82,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the server per request (60)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots (needs no matplotlib)")
-    model = p.add_argument_group("--model only")
-    model.add_argument(
-        "--preset",
-        help="take the prompt format, backend and decoding defaults of this preset, as `llmstep serve --preset` "
-        "does (--model still names the weights); see `llmstep presets`",
+    model = p.add_argument_group(
+        "--model only", "How to load and prompt the model, and decode (--temperature is sent with --url too)."
     )
-    model.add_argument("--prompt-format", help="prompt format of another preset, by its name (default: the preset's)")
-    model.add_argument("--presets-file", help="TOML file of extra presets (schema: docs/presets.md)")
-    model.add_argument(
-        "--backend", help="generation engine: hf, seq2seq, ct2, vllm, openai (default: the preset's, hf)"
-    )
-    model.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
-    model.add_argument("--dtype", choices=["auto", "float32", "float16", "bfloat16"], default="auto")
-    model.add_argument("--compute-type", default="auto", help="ct2 compute type: int8 (auto), int8_float32, int16, ...")
-    model.add_argument(
-        "--decoding", choices=["beam", "sample"], help="beam (default; deterministic) or sample (set --seed)"
-    )
-    model.add_argument("--seed", type=int, help="seed each request's sampling, for a reproducible run")
-    model.add_argument("--temperature", type=float, help="sampling temperature (0.5; with --url: sent to the server)")
-    model.add_argument("--max-new-tokens", type=int, help="longest tactic in tokens (default: the preset's, 128)")
+    add_flags(model, PresetOptions)
+    add_flags(model, ServeConfig, only=("prompt_format",))
+    add_flags(model, ModelConfig, skip=("model",))
+    add_flags(model, DecodingConfig, skip=("num_samples",), defaults=EVAL_DECODING)
     p.set_defaults(func=run)
 
 
@@ -113,8 +108,8 @@ def _check(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         raise ConfigError(f"--limit must be at least 1, got {args.limit}")
     num_samples = args.num_samples or max(args.k)
-    if not 1 <= num_samples <= 64:
-        raise ConfigError(f"--num-samples must be between 1 and 64, got {num_samples}")
+    if not 1 <= num_samples <= MAX_NUM_SAMPLES:
+        raise ConfigError(f"--num-samples must be between 1 and {MAX_NUM_SAMPLES}, got {num_samples}")
     return num_samples
 
 
@@ -142,8 +137,10 @@ def run(args: argparse.Namespace) -> int:
         finally:
             suggester.close()
 
+    from pydantic import ValidationError
+
     from llmstep.backends import load_backend
-    from llmstep.config import DecodingConfig, EngineConfig, ModelConfig
+    from llmstep.config import EngineConfig
     from llmstep.engine.blocking import BlockingEngine
     from llmstep.engine.suggest import SuggestionEngine
     from llmstep.evaluate import EngineSuggester
@@ -157,30 +154,28 @@ def run(args: argparse.Namespace) -> int:
             f"--context both: the {prompt_format.name} prompt format does not show the file context to the model, "
             "so both runs would send the same prompts; pick a format that reads it (--prompt-format minictx-context)"
         )
-    # Flags over the preset over eval's defaults (beam search: deterministic).
-    chosen = {
-        "temperature": args.temperature,
-        "max_new_tokens": args.max_new_tokens,
-        "decoding": args.decoding,
-        "seed": args.seed,
-    }
-    preset_decoding = preset.decoding if args.preset else {}
-    config = DecodingConfig(
-        **{"temperature": 0.5, "max_new_tokens": 128, "decoding": "beam"}
-        | {k: v for k, v in preset_decoding.items() if k != "num_samples"}
-        | {k: v for k, v in chosen.items() if v is not None},
-        num_samples=num_samples,
-    )
-    backend = load_backend(
-        ModelConfig(
-            model=args.model,
-            backend=args.backend or (preset.backend if args.preset else "hf"),
-            trust_remote_code=preset.trust_remote_code if args.preset else False,
-            device=args.device,
-            dtype=args.dtype,
-            compute_type=args.compute_type,
+    # Flags over the environment over the preset (only one named: --model names the weights) over eval's defaults.
+    from_preset: dict[str, object] = {}
+    if args.preset:
+        from_preset = {"backend": preset.backend, "trust_remote_code": preset.trust_remote_code}
+    try:
+        model_config = ModelConfig.model_validate(
+            merge(from_preset, env_values(ModelConfig), flag_values(args, ModelConfig))
         )
-    )
+    except ValidationError as exc:
+        raise config_error(exc, ModelConfig) from None
+    try:
+        config = DecodingConfig.model_validate(
+            merge(
+                EVAL_DECODING,
+                preset.decoding if args.preset else {},
+                flag_values(args, DecodingConfig, skip=("num_samples",)),
+                {"num_samples": num_samples},
+            )
+        )
+    except ValidationError as exc:
+        raise config_error(exc, DecodingConfig) from None
+    backend = load_backend(model_config)
     # No cache (a repeated state would time as free) and no batch window (requests come one at a time).
     engine = BlockingEngine(
         SuggestionEngine(backend, config, prompt_format, config=EngineConfig(cache_size=0, batch_window_ms=0))
