@@ -19,7 +19,7 @@ from common import bench_model, llmstep_serve, machine, runtime_cases, server_pr
 from llmstep.backends import load_backend
 from llmstep.backends.base import GenerationParams
 from llmstep.config import ModelConfig
-from llmstep.protocol.prompt import LLMSTEP_FORMAT
+from llmstep.protocol.prompt import LLMSTEP_FORMAT, Prompt
 
 
 def main() -> None:
@@ -35,13 +35,13 @@ def main() -> None:
     flags = ("--cache-size", "0", "--seed", "0")
     with server_process(llmstep_serve(model_dir, *flags)) as (url, _), httpx.Client(timeout=300) as client:
         for case in cases[:2]:  # warm-up both paths
-            backend.generate([LLMSTEP_FORMAT.render(case["tactic_state"], case["prefix"])], params)
+            backend.generate([Prompt(LLMSTEP_FORMAT.render(case["tactic_state"], case["prefix"]))], params)
             client.post(url + "/v1/suggest", json={"tactic_state": case["tactic_state"], "prefix": case["prefix"]})
         for _ in range(args.rounds):
             for case in cases:
                 prompt = LLMSTEP_FORMAT.render(case["tactic_state"], case["prefix"])
                 start = time.perf_counter()
-                backend.generate([prompt], params)
+                backend.generate([Prompt(prompt)], params)
                 bare.append(time.perf_counter() - start)
                 start = time.perf_counter()
                 r = client.post(

@@ -6,7 +6,8 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from llmstep.backends.base import Candidate, GenerationParams, ShouldStop, never
+from llmstep.backends.base import Candidate, Encoding, GenerationParams, ShouldStop, never
+from llmstep.protocol.prompt import Prompt
 
 
 class Batched:
@@ -18,8 +19,9 @@ class Batched:
     def schedules_rows(self, params: GenerationParams) -> bool:
         return False
 
-    def count_tokens(self, text: str) -> int:
-        return len(text)
+    def encode(self, text: str) -> Encoding:
+        """One token per character: counts are lengths."""
+        return Encoding(tuple(map(ord, text)), tuple((i, i + 1) for i in range(len(text))))
 
 
 class ScriptedBackend(Batched):
@@ -33,9 +35,9 @@ class ScriptedBackend(Batched):
         self.calls: list[tuple[list[str], GenerationParams]] = []
 
     def generate(
-        self, prompts: Sequence[str], params: GenerationParams, should_stop: ShouldStop = never
+        self, prompts: Sequence[Prompt], params: GenerationParams, should_stop: ShouldStop = never
     ) -> list[list[Candidate]]:
-        self.calls.append((list(prompts), params))
+        self.calls.append(([p.text for p in prompts], params))
         return [list(self.candidates) for _ in prompts]
 
     def close(self) -> None:
@@ -53,7 +55,7 @@ class FailingBackend(Batched):
         self._lock = threading.Lock()
 
     def generate(
-        self, prompts: Sequence[str], params: GenerationParams, should_stop: ShouldStop = never
+        self, prompts: Sequence[Prompt], params: GenerationParams, should_stop: ShouldStop = never
     ) -> list[list[Candidate]]:
         with self._lock:
             if self.failures > 0:
@@ -76,18 +78,19 @@ class SlowBackend(Batched):
         self.batches: list[list[str]] = []
 
     def generate(
-        self, prompts: Sequence[str], params: GenerationParams, should_stop: ShouldStop = never
+        self, prompts: Sequence[Prompt], params: GenerationParams, should_stop: ShouldStop = never
     ) -> list[list[Candidate]]:
         time.sleep(self.delay_s)
-        self.batches.append(list(prompts))
-        return [[Candidate(f" echo {len(p)}", -0.5)] for p in prompts]
+        self.batches.append([p.text for p in prompts])
+        return [[Candidate(f" echo {len(p.text)}", -0.5)] for p in prompts]
 
     def close(self) -> None:
         pass
 
 
 class CharWindowBackend(ScriptedBackend):
-    """Counts one token per character (Batched's count) and has a small window: makes prompt fitting observable."""
+    """Encodes one token per character (Batched's encoding) and has a small window: makes prompt fitting
+    observable."""
 
     def __init__(self, context_window: int) -> None:
         super().__init__([Candidate(" simp", -0.1)])
@@ -104,11 +107,11 @@ class ChoosyBackend(Batched):
         self.hang_s = hang_s
 
     def generate(
-        self, prompts: Sequence[str], params: GenerationParams, should_stop: ShouldStop = never
+        self, prompts: Sequence[Prompt], params: GenerationParams, should_stop: ShouldStop = never
     ) -> list[list[Candidate]]:
-        if any("boom" in p for p in prompts):
+        if any("boom" in p.text for p in prompts):
             raise ValueError("the model choked on this input (simulated)")
-        if any("hang" in p for p in prompts):
+        if any("hang" in p.text for p in prompts):
             time.sleep(self.hang_s)
         return [[Candidate(" exact trivial", -0.2)] for _ in prompts]
 
@@ -127,10 +130,10 @@ class ByPromptBackend(Batched):
         self.calls: list[list[str]] = []
 
     def generate(
-        self, prompts: Sequence[str], params: GenerationParams, should_stop: ShouldStop = never
+        self, prompts: Sequence[Prompt], params: GenerationParams, should_stop: ShouldStop = never
     ) -> list[list[Candidate]]:
-        self.calls.append(list(prompts))
-        return [self.answer(p) for p in prompts]
+        self.calls.append([p.text for p in prompts])
+        return [self.answer(p.text) for p in prompts]
 
     def close(self) -> None:
         pass
@@ -158,18 +161,18 @@ class GatedBackend(Batched):
         self.closed = False
 
     def generate(
-        self, prompts: Sequence[str], params: GenerationParams, should_stop: ShouldStop = never
+        self, prompts: Sequence[Prompt], params: GenerationParams, should_stop: ShouldStop = never
     ) -> list[list[Candidate]]:
         if self.closed:
             self.calls_after_close += 1
             raise RuntimeError("generate on a closed backend")
-        self.calls.append(list(prompts))
+        self.calls.append([p.text for p in prompts])
         self.entered.set()
         while not self.release.wait(timeout=0.005):  # one "decoding step", then poll, as a real backend does
             if should_stop():
                 self.stop_seen.set()
                 return [[] for _ in prompts]
-        return [[Candidate(f" done {len(p)}", -0.1)] for p in prompts]
+        return [[Candidate(f" done {len(p.text)}", -0.1)] for p in prompts]
 
     def schedules_rows(self, params: GenerationParams) -> bool:
         return self.rows

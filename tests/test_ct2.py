@@ -20,6 +20,7 @@ from llmstep.cli.main import main
 from llmstep.config import DecodingConfig, ModelConfig
 from llmstep.engine import SuggestionEngine
 from llmstep.errors import ConfigError, ModelUnavailable
+from llmstep.protocol.prompt import Prompt
 
 from support import own_pairs
 
@@ -87,7 +88,7 @@ def test_float32_scores_equal_hf_scores(hf_backend: Backend, ct2_backends: dict[
 def test_samples_are_scored_and_bounded(ct2_backends: dict[str, Backend]) -> None:
     """Not checked: reproducibility. ctranslate2's seed does not fix its sampling (OpenNMT/CTranslate2#1757)."""
     backend = ct2_backends["int8"]
-    prompt = ["[GOAL]x y : Nat\n⊢ x * y = y * x[PROOFSTEP]"]
+    prompt = [Prompt("[GOAL]x y : Nat\n⊢ x * y = y * x[PROOFSTEP]")]
     params = GenerationParams(num_samples=6, temperature=1.5, max_new_tokens=12, seed=3)
     (cands,) = backend.generate(prompt, params)
     assert len(cands) == 6
@@ -103,7 +104,7 @@ def test_sampled_scores_are_untempered_and_need_no_vocabulary_logits(ct2_backend
     """A continuation scores the same whatever the temperature that sampled it: the callback's log-probabilities
     are the model's own, read token by token (no vocabulary-wide logits are asked for)."""
     backend = ct2_backends["float32"]
-    prompt = ["[GOAL]x y : Nat\n⊢ x * y = y * x[PROOFSTEP]"]
+    prompt = [Prompt("[GOAL]x y : Nat\n⊢ x * y = y * x[PROOFSTEP]")]
 
     def scores(temperature: float) -> dict[str, float]:
         (cands,) = backend.generate(
@@ -121,7 +122,7 @@ def test_sampled_scores_are_untempered_and_need_no_vocabulary_logits(ct2_backend
 
 def test_one_batch_answers_like_single_prompts(ct2_backends: dict[str, Backend]) -> None:
     backend = ct2_backends["float32"]
-    prompts = [f"[GOAL]{state}[PROOFSTEP]" for state, _ in PAIRS[:4]]  # different lengths
+    prompts = [Prompt(f"[GOAL]{state}[PROOFSTEP]") for state, _ in PAIRS[:4]]  # different lengths
     params = GenerationParams(num_samples=3, decoding="beam", max_new_tokens=24)
     batched = backend.generate(prompts, params)
     single = [backend.generate([p], params)[0] for p in prompts]
@@ -196,8 +197,8 @@ def test_ct2_stops_where_it_is_told_to(ct2_backends: dict[str, Backend], tempera
     backend = ct2_backends["float32"]
     params = GenerationParams(num_samples=3, temperature=temperature, max_new_tokens=100, stop=(), seed=0)
     prompt = "[GOAL]x : Nat\n⊢ x = x[PROOFSTEP]"
-    (full,) = backend.generate([prompt], params)
+    (full,) = backend.generate([Prompt(prompt)], params)
     asked = itertools.count()
-    (cut,) = backend.generate([prompt], params, should_stop=lambda: next(asked) >= 2)
+    (cut,) = backend.generate([Prompt(prompt)], params, should_stop=lambda: next(asked) >= 2)
     assert max(len(c.token_logprobs) for c in full) > 3  # with no stop string the model runs on past [END]
     assert cut and all(len(c.token_logprobs) <= 3 for c in cut)

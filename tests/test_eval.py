@@ -23,13 +23,14 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 
 import pytest
 
-from llmstep.backends.base import Candidate, GenerationParams, ShouldStop, never
+from llmstep.backends.base import Candidate, Encoding, GenerationParams, ShouldStop, never
 from llmstep.config import DecodingConfig, EngineConfig, ModelConfig, ServeConfig
 from llmstep.data import convert_leandojo, proofstep_record, read_proofsteps, write_proofsteps
 from llmstep.errors import BackendError, LLMStepError
 from llmstep.evaluate import Example, load_examples, run_eval, summarize, write_plots, write_report
 from llmstep.evaluate.metrics import latency_stats, loose_key, normalize_tactic, tactic_head
 from llmstep.evaluate.report import provenance
+from llmstep.protocol.prompt import Prompt
 
 from support import FIXTURES, live_server, shared_dir
 
@@ -394,13 +395,13 @@ class ExplodingBackend:
     model_id = "exploding-model"
     context_window: int | None = None
 
-    def count_tokens(self, text: str) -> int:
-        return len(text)
+    def encode(self, text: str) -> Encoding:
+        return Encoding(tuple(map(ord, text)))
 
     def generate(
-        self, prompts: Sequence[str], params: GenerationParams, should_stop: ShouldStop = never
+        self, prompts: Sequence[Prompt], params: GenerationParams, should_stop: ShouldStop = never
     ) -> list[list[Candidate]]:
-        if any("BOOM" in p for p in prompts):
+        if any("BOOM" in p.text for p in prompts):
             raise RuntimeError("CUDA error: device-side assert triggered (simulated)")
         return [[Candidate(" simp", -0.1)] for _ in prompts]
 

@@ -16,9 +16,10 @@ import pytest
 from llmstep.backends import Backend, load_backend
 from llmstep.backends.base import GenerationParams
 from llmstep.config import ModelConfig
+from llmstep.protocol.prompt import Prompt
 
 HOSTILE = {"top_p": 1e-6, "top_k": 1, "repetition_penalty": 5.0, "no_repeat_ngram_size": 1, "length_penalty": -5.0}
-PROMPT = ["[GOAL]x y : Nat\n⊢ x * y = y * x[PROOFSTEP]"]
+PROMPT = [Prompt("[GOAL]x y : Nat\n⊢ x * y = y * x[PROOFSTEP]")]
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,10 @@ import pytest
 
 from llmstep.backends import Backend, load_backend
 from llmstep.backends.base import GenerationParams
-from llmstep.config import DecodingConfig, ModelConfig
+from llmstep.config import DecodingConfig, EngineConfig, ModelConfig
 from llmstep.engine import SuggestionEngine
 from llmstep.errors import ConfigError, ModelUnavailable
+from llmstep.protocol.prompt import Prompt
 
 from support import own_pairs
 
@@ -48,13 +49,13 @@ def test_candidates_end_at_stops_and_are_ranked(hf_backend: Backend) -> None:
 
 def test_one_call_returns_every_sample(hf_backend: Backend) -> None:
     params = GenerationParams(num_samples=6, temperature=1.5, max_new_tokens=12, seed=1)
-    (cands,) = hf_backend.generate(["[GOAL]x y : Nat\n⊢ x * y = y * x[PROOFSTEP]"], params)
+    (cands,) = hf_backend.generate([Prompt("[GOAL]x y : Nat\n⊢ x * y = y * x[PROOFSTEP]")], params)
     assert len(cands) == 6
 
 
 def test_seeded_sampling_is_reproducible(hf_backend: Backend) -> None:
     params = GenerationParams(num_samples=5, temperature=1.5, max_new_tokens=16, seed=3)
-    prompt = ["[GOAL]q : Prop\n⊢ q ∨ ¬q[PROOFSTEP]"]
+    prompt = [Prompt("[GOAL]q : Prop\n⊢ q ∨ ¬q[PROOFSTEP]")]
     assert hf_backend.generate(prompt, params) == hf_backend.generate(prompt, params)
 
 
@@ -65,7 +66,7 @@ def test_greedy_at_temperature_zero(hf_backend: Backend) -> None:
 
 
 def test_max_new_tokens_bounds_the_length(hf_backend: Backend) -> None:
-    prompt = ["[GOAL]n : Nat\n⊢ n + 0 = n[PROOFSTEP]exact Nat.succ_le"]
+    prompt = [Prompt("[GOAL]n : Nat\n⊢ n + 0 = n[PROOFSTEP]exact Nat.succ_le")]
 
     def texts(max_new_tokens: int) -> list[str]:
         params = GenerationParams(num_samples=2, temperature=1.0, max_new_tokens=max_new_tokens, seed=0)
@@ -91,7 +92,7 @@ def test_unknown_backend_lists_the_known_ones() -> None:
         load_backend(ModelConfig(model="x", backend="nope"))
 
 
-PROMPTS = [f"[GOAL]{state}[PROOFSTEP]" for state, _ in PAIRS[:4]]  # different lengths: the batch is padded
+PROMPTS = [Prompt(f"[GOAL]{state}[PROOFSTEP]") for state, _ in PAIRS[:4]]  # different lengths: the batch is padded
 
 
 def test_shared_prefill_gives_what_per_sample_prefill_gives(hf_backend: Backend) -> None:
@@ -125,7 +126,7 @@ def test_counting_tokens_while_a_padded_batch_is_encoded(hf_backend: Backend) ->
 
     def count() -> None:
         while not stop.is_set():
-            hf_backend.count_tokens(PROMPTS[0])  # type: ignore[attr-defined]
+            hf_backend.encode(PROMPTS[0].text)  # type: ignore[attr-defined]
 
     counters = [threading.Thread(target=count) for _ in range(3)]
     for t in counters:
@@ -149,8 +150,40 @@ def test_generation_stops_after_the_token_where_it_is_told_to(hf_backend: Backen
     """``should_stop`` is polled after every token: a batch nobody waits for ends there."""
     params = GenerationParams(num_samples=3, max_new_tokens=100, decoding=decoding, stop=(), seed=0)
     prompt = "[GOAL]x : Nat\n⊢ x = x[PROOFSTEP]"
-    (full,) = hf_backend.generate([prompt], params)
+    (full,) = hf_backend.generate([Prompt(prompt)], params)
     asked = itertools.count()
-    (cut,) = hf_backend.generate([prompt], params, should_stop=lambda: next(asked) >= 2)
+    (cut,) = hf_backend.generate([Prompt(prompt)], params, should_stop=lambda: next(asked) >= 2)
     assert max(len(c.token_logprobs) for c in full) > 3  # with no stop string the model runs on past [END]
     assert cut and all(len(c.token_logprobs) <= 3 for c in cut)
+
+
+def test_seeded_requests_batched_together_answer_as_each_alone(hf_backend: Backend) -> None:
+    """A backend that batches seeds once per call (here a model decoded by whole ``generate`` calls), so the
+    batcher keeps a seeded request out of other requests' batches: sent together inside one batch window,
+    each gets the samples it gets alone. Unseeded requests still share batches."""
+    config = EngineConfig(cache_size=0, batch_window_ms=200, max_batch_size=8)
+    states = [state for state, _ in PAIRS[:4]]
+
+    def run(seed: int | None) -> tuple[list[list[str]], list[list[str]], dict[str, int]]:
+        engine = SuggestionEngine(hf_backend, DecodingConfig(temperature=1.5, num_samples=6, seed=seed), config=config)
+
+        async def alone() -> list[list[str]]:
+            return [[s.tactic for s in (await engine.suggest(st)).items] for st in states]
+
+        async def together() -> list[list[str]]:
+            replies = await asyncio.gather(*(engine.suggest(st) for st in states))
+            return [[s.tactic for s in r.items] for r in replies]
+
+        try:
+            return asyncio.run(alone()), asyncio.run(together()), engine.stats()
+        finally:
+            engine.close()
+
+    hf_backend.continuous = False  # type: ignore[attr-defined]
+    try:
+        one_by_one, at_once, stats = run(seed=5)
+        _, _, unseeded = run(seed=None)
+    finally:
+        hf_backend.continuous = True  # type: ignore[attr-defined]
+    assert at_once == one_by_one and len({tuple(x) for x in one_by_one}) > 1
+    assert stats["largest_batch"] == 1 and unseeded["largest_batch"] > 1

@@ -24,11 +24,12 @@ from llmstep.backends.hf import HFBackend
 from llmstep.backends.hf_loop import repeats_itself
 from llmstep.config import DecodingConfig, EngineConfig, ModelConfig, ServeConfig
 from llmstep.engine import SuggestionEngine
+from llmstep.protocol.prompt import Prompt
 
 from support import live_server, own_pairs, wait_until
 
 PAIRS = own_pairs()
-PROMPTS = [f"[GOAL]{state}[PROOFSTEP]" for state, _ in PAIRS]
+PROMPTS = [Prompt(f"[GOAL]{state}[PROOFSTEP]") for state, _ in PAIRS]
 WAIT_S = 60
 
 #: On this state the looping model repeats ``hxr.abs := `` for ever; on MIXED_STATE it may, or may close the goal.
@@ -36,7 +37,7 @@ LOOP_STATE = "x r : ℝ\nhxr : |x| < r\n⊢ |x| ≤ r"
 MIXED_STATE = "x : ℝ\nhx : |x| < 1\n⊢ |x| ≤ 1"
 LOOP_TACTIC = "have : " + "hxr.abs := " * 40
 #: A row of the looping model that never meets a stop: it runs to max_new_tokens (no loop guard asked).
-LONG_PROMPT = f"[GOAL]{LOOP_STATE}[PROOFSTEP]"
+LONG_PROMPT = Prompt(f"[GOAL]{LOOP_STATE}[PROOFSTEP]")
 LONG = GenerationParams(num_samples=1, temperature=0.0, max_new_tokens=60)
 SHORT = GenerationParams(num_samples=2, temperature=0.0, max_new_tokens=40)
 
@@ -148,12 +149,12 @@ def test_a_stop_string_of_several_tokens_stops_its_row_mid_batch(loop_backend: H
     should_stop, calls = gate((1, lambda: loop.waiting == 1), (20, answered.is_set))
     long = in_thread(lambda: hf_backend.generate([LONG_PROMPT], LONG, should_stop))
     wait_until(lambda: len(calls) >= 2, "the long request decoding", WAIT_S)
-    (cut,) = hf_backend.generate([prompt], params)[0]
+    (cut,) = hf_backend.generate([Prompt(prompt)], params)[0]
     answered.set()
     assert long.result(timeout=WAIT_S)[0][0].finish_reason == "length"  # it decoded on after the stop
     hf_backend.continuous = False
     try:
-        (whole,) = hf_backend.generate([prompt], params)[0]  # generate() with stop_strings
+        (whole,) = hf_backend.generate([Prompt(prompt)], params)[0]  # generate() with stop_strings
     finally:
         hf_backend.continuous = True
     assert cut.text == "exact Nat." and cut.finish_reason == "stop"
@@ -198,7 +199,7 @@ def test_admission_waits_for_rows_to_retire_within_the_budget(looping_model_dir:
 
     should_stop, calls = gate((1, lambda: loop.waiting == 1), (2, look))
     four = GenerationParams(
-        num_samples=4, temperature=1.0, max_new_tokens=80 - backend.count_tokens(LONG_PROMPT), seed=1
+        num_samples=4, temperature=1.0, max_new_tokens=80 - len(backend.encode(LONG_PROMPT.text).ids), seed=1
     )
     try:
         first = in_thread(lambda: backend.generate([LONG_PROMPT], four, should_stop))

@@ -22,6 +22,7 @@ from llmstep.backends.openai import OpenAIBackend, completions_url
 from llmstep.config import DecodingConfig, EngineConfig, ModelConfig, ServeConfig
 from llmstep.engine import SuggestionEngine, Suggestions
 from llmstep.errors import ConfigError, GenerationTimeout, UpstreamError
+from llmstep.protocol.prompt import Prompt
 
 from support import live_server, own_pairs
 
@@ -59,7 +60,7 @@ def test_trained_pairs_come_back_top_with_hf_scores(
 
 def test_several_prompts_and_a_v1_base_url(upstream_url: str) -> None:
     backend = upstream(upstream_url + "/v1/")
-    prompts = [f"[GOAL]{state}[PROOFSTEP]" for state, _ in PAIRS[:3]]
+    prompts = [Prompt(f"[GOAL]{state}[PROOFSTEP]") for state, _ in PAIRS[:3]]
     rows = backend.generate(prompts, GenerationParams(num_samples=3, decoding="beam", max_new_tokens=24))
     assert [row[0].text for row in rows] == [t for _, t in PAIRS[:3]]
     for row in rows:
@@ -145,7 +146,7 @@ def test_body_key_and_a_reply_without_logprobs() -> None:
         backend = upstream(url, upstream_api_key="sk-test", upstream_model="remote-model")
         params = GenerationParams(num_samples=3, temperature=0.7, max_new_tokens=20, seed=4)
         suggestions = asyncio.run(SuggestionEngine(backend).suggest("⊢ True"))
-        (cands,) = backend.generate([PROMPT], params)
+        (cands,) = backend.generate([Prompt(PROMPT)], params)
     assert [s.tactic for s in suggestions.items] == ["b", "a"]
     assert [c.score for c in cands] == [0.0, 0.0, 0.0]
     request = seen[-1]
@@ -167,7 +168,7 @@ def test_stops_the_upstream_ignored_are_applied_and_scored_to_the_stop() -> None
     logprobs = {"tokens": ["exact", " h", "\n", "junk"], "token_logprobs": [-0.5, -0.25, -0.75, -9.0]}
     reply = {"choices": [{"text": "exact h\njunk", "logprobs": logprobs, "finish_reason": "length"}]}
     with stub_upstream(lambda _: (200, json.dumps(reply))) as (url, _):
-        (cands,) = upstream(url).generate([PROMPT], GenerationParams(num_samples=1))
+        (cands,) = upstream(url).generate([Prompt(PROMPT)], GenerationParams(num_samples=1))
     assert cands[0].text == "exact h" and cands[0].finish_reason == "stop"
     assert cands[0].token_logprobs == (-0.5, -0.25, -0.75)
     assert cands[0].score == pytest.approx(-0.5)
@@ -178,7 +179,7 @@ def test_an_upstream_that_is_down_names_its_url() -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     with pytest.raises(UpstreamError, match=rf"127\.0\.0\.1:{port}/v1/completions.*is it running"):
-        upstream(f"http://127.0.0.1:{port}").generate([PROMPT], GenerationParams())
+        upstream(f"http://127.0.0.1:{port}").generate([Prompt(PROMPT)], GenerationParams())
 
 
 @pytest.mark.parametrize(
@@ -194,7 +195,7 @@ def test_an_upstream_that_is_down_names_its_url() -> None:
 )
 def test_a_broken_upstream_reply_is_an_upstream_error(status: int, body: str, expected: str) -> None:
     with stub_upstream(lambda _: (status, body)) as (url, _), pytest.raises(UpstreamError, match=expected) as info:
-        upstream(url).generate([PROMPT], GenerationParams())
+        upstream(url).generate([Prompt(PROMPT)], GenerationParams())
     assert "\n" not in info.value.message and url in info.value.message
 
 
@@ -219,7 +220,7 @@ def test_a_hung_upstream_is_a_generation_timeout() -> None:
     try:
         backend = upstream(f"http://127.0.0.1:{listener.getsockname()[1]}", upstream_timeout_s=0.3)
         with pytest.raises(GenerationTimeout, match=r"did not answer within 0\.3 s"):
-            backend.generate([PROMPT, PROMPT], GenerationParams())
+            backend.generate([Prompt(PROMPT), Prompt(PROMPT)], GenerationParams())
     finally:
         stop.set()
         thread.join()

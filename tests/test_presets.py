@@ -20,7 +20,7 @@ from llmstep.config import DecodingConfig, ModelConfig, ServeConfig
 from llmstep.engine import SuggestionEngine
 from llmstep.errors import ConfigError
 from llmstep.presets import DEFAULT_PRESET, find_prompt_format, get_preset, load_presets
-from llmstep.protocol.prompt import LLMSTEP_FORMAT, cut_at_first_stop
+from llmstep.protocol.prompt import LLMSTEP_FORMAT, Prompt, cut_at_first_stop
 
 from support import live_server
 
@@ -36,7 +36,7 @@ GOLDEN = {
     # wellecks/llmstep python/server.py: '[GOAL]%s[PROOFSTEP]%s' % (tactic_state, prefix)
     "llmstep-pythia-2.8b": f"[GOAL]{STATE}[PROOFSTEP]rw [",
     # lean-dojo/ReProver README: tokenizer(state) is the encoder input; the prefix starts the decoder.
-    "reprover-byt5-small": f"{STATE}\x1frw [",
+    "reprover-byt5-small": STATE,  # the encoder's input; the prefix starts the decoder
     # ByteDance-Seed/BFS-Prover-V1-7B and -V2-7B model cards: prompt = state + ":::".
     "bfs-prover-v1-7b": f"{STATE}:::rw [",
     "bfs-prover-v2-7b": f"{STATE}:::rw [",
@@ -161,6 +161,8 @@ def test_preset_renders_its_sources_prompt(name: str) -> None:
     fmt = PRESETS[name].prompt_format
     assert fmt.render(STATE, PREFIX, CONTEXT) == GOLDEN[name]
     assert fmt.stop == STOPS[name]
+    prompt = fmt.prompt(GOLDEN[name], PREFIX)
+    assert (prompt.text, prompt.decoder_prefix) == (GOLDEN[name], PREFIX if fmt.encoder_decoder else "")
 
 
 def test_every_builtin_preset_has_a_golden_string_and_a_source() -> None:
@@ -339,6 +341,16 @@ def t5_backend(tiny_t5_dir: Path) -> Iterator[Backend]:
     backend.close()
 
 
+def test_a_state_holding_the_old_separator_feeds_the_encoder_whole(t5_backend: Backend) -> None:
+    """The decoder prefix is a field of its own, so no character of a state can split the prompt."""
+    fmt = PRESETS["reprover-byt5-small"].prompt_format
+    params = GenerationParams(num_samples=1, temperature=0.0, max_new_tokens=4, decoding="sample", stop=())
+    state = "h : a\x1fb\n⊢ a"
+    [[odd]] = t5_backend.generate([fmt.prompt(fmt.render(state), "")], params)
+    [[encoded]] = t5_backend.generate([Prompt(state, token_ids=tuple(t5_backend.encode(state).ids))], params)
+    assert odd == encoded
+
+
 def test_seq2seq_prefix_starts_the_decoder_and_the_state_alone_feeds_the_encoder(t5_backend: Backend) -> None:
     """Greedy output equals a hand-rolled greedy decode from [start] + prefix bytes over the bare state."""
     import torch
@@ -346,7 +358,7 @@ def test_seq2seq_prefix_starts_the_decoder_and_the_state_alone_feeds_the_encoder
     model, tok = t5_backend.model, t5_backend.tokenizer  # type: ignore[attr-defined]
     fmt = PRESETS["reprover-byt5-small"].prompt_format
     params = GenerationParams(num_samples=1, temperature=0.0, max_new_tokens=6, decoding="sample", stop=())
-    [[cand]] = t5_backend.generate([fmt.render(STATE, PREFIX)], params)
+    [[cand]] = t5_backend.generate([fmt.prompt(fmt.render(STATE, PREFIX), PREFIX)], params)
 
     forced = [0, *tok.encode(PREFIX, add_special_tokens=False)]
     ids = list(forced)

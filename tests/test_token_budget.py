@@ -1,63 +1,93 @@
-"""Prompts are fitted in the tokens the backend will really use, special tokens included, on every route.
+"""Prompts are fitted in the tokens the backend will really use, special tokens included, on every route,
+from one encoding of the prompt, whose ids the backend then uses as they are.
 
-The tiny model's tokenizer adds no BOS, so a copy of it is given one (as LLaMA's, Llemma's and
-DeepSeek's add one): a prompt counted without it would land one token over the window.
+The tiny model's tokenizer starts every encoding with a BOS (as LLaMA's, Llemma's and DeepSeek's do), so a
+prompt counted without it would land one token over the window, and it merges across newlines, so the
+character ranges of a cut do not fall on token boundaries.
 """
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
+from collections.abc import Callable
 
 import httpx
 import pytest
 
-from llmstep.backends import load_backend
-from llmstep.config import DecodingConfig, ModelConfig
-from llmstep.engine import SuggestionEngine
+from llmstep.backends.base import Backend, Encoding, GenerationParams
+from llmstep.engine.fit import fit_prompt
+from llmstep.protocol.goals import Shortening, shorten_state
+from llmstep.protocol.prompt import LLMSTEP_FORMAT, Prompt
+
+from support import own_pairs
+
+MAIN = "\n".join(f"h{i} : x{i} ≤ x{i + 1}" for i in range(40)) + "\n⊢ x0 ≤ x40"
+STATE = "\n\n".join([MAIN, *(f"case c{i}\nn : ℕ\n⊢ n + {i} = {i} + n" for i in range(10))])
 
 
-@pytest.fixture(scope="module")
-def bos_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny model, with a tokenizer that starts every encoding with a BOS token."""
-    from tokenizers.processors import TemplateProcessing
-    from transformers import AutoTokenizer
+def counted(encode: Callable[[str], Encoding]) -> tuple[Callable[[str], Encoding], list[str]]:
+    """``encode``, recording the texts it is asked to encode."""
+    texts: list[str] = []
 
-    out = tmp_path_factory.mktemp("bos-model")
-    shutil.copytree(tiny_model_dir, out, dirs_exist_ok=True)
-    tokenizer = AutoTokenizer.from_pretrained(out)
-    bos = "[END]"  # any special token of the vocabulary serves as the BOS of this test
-    tokenizer.backend_tokenizer.post_processor = TemplateProcessing(
-        single=f"{bos} $A", special_tokens=[(bos, tokenizer.convert_tokens_to_ids(bos))]
-    )
-    tokenizer.save_pretrained(out)
-    return out
+    def wrapper(text: str) -> Encoding:
+        texts.append(text)
+        return encode(text)
+
+    return wrapper, texts
 
 
-def test_tokens_are_counted_as_the_prompt_is_encoded(bos_model_dir: Path) -> None:
-    backend = load_backend(ModelConfig(model=str(bos_model_dir), device="cpu"))
-    try:
-        text = "[GOAL]n : ℕ\n⊢ n + 0 = n[PROOFSTEP]"
-        plain = len(backend.tokenizer.encode(text, add_special_tokens=False))
-        assert backend.count_tokens(text) == len(backend.tokenizer(text)["input_ids"]) == plain + 1
-    finally:
-        backend.close()
+def test_the_tiny_tokenizer_adds_a_bos_and_merges_newlines(hf_backend: Backend) -> None:
+    """The fixture shows the bugs this module guards against: a count without the BOS is one short."""
+    tokenizer = hf_backend.tokenizer  # type: ignore[attr-defined]
+    text = "[GOAL]n : ℕ\n⊢ n + 0 = n[PROOFSTEP]"
+    plain = tokenizer.encode(text, add_special_tokens=False)
+    encoding = hf_backend.encode(text)
+    assert list(encoding.ids) == tokenizer(text)["input_ids"] == [tokenizer.bos_token_id, *plain]
+    pieces = [tokenizer.decode([i]) for i in plain]
+    assert "\n" not in pieces and any("\n" in p for p in pieces), pieces
 
 
-def test_a_prompt_fitted_to_the_window_fits_it_with_its_bos(bos_model_dir: Path) -> None:
-    """The window is set so that the prompt fits exactly when its BOS is forgotten: it must be shortened."""
-    backend = load_backend(ModelConfig(model=str(bos_model_dir), device="cpu"))
-    try:
-        state = "\n".join(f"h{i} : x{i} ≤ x{i + 1}" for i in range(12)) + "\n⊢ x0 ≤ x12"
-        engine = SuggestionEngine(backend, DecodingConfig(max_new_tokens=8))
-        prompt = engine.prompt_format.render(state)
-        backend.context_window = len(backend.tokenizer.encode(prompt, add_special_tokens=False)) + 8
-        fitted, cut = engine.fit_prompt(state, "", "", 8)
-        assert cut > 0 and fitted.endswith("⊢ x0 ≤ x12[PROOFSTEP]")
-        assert len(backend.tokenizer(fitted)["input_ids"]) + 8 <= backend.context_window
-        engine.close()
-    finally:
-        backend.close()
+def test_a_prompt_fitted_to_the_window_fits_it_with_its_bos(hf_backend: Backend) -> None:
+    """The budget is set so that the prompt fits exactly when its BOS is forgotten: it must be shortened."""
+    tokenizer = hf_backend.tokenizer  # type: ignore[attr-defined]
+    prompt = LLMSTEP_FORMAT.render(MAIN)
+    budget = len(tokenizer.encode(prompt, add_special_tokens=False))
+    fitted = fit_prompt(LLMSTEP_FORMAT, MAIN, "", "", budget, hf_backend.encode)
+    assert fitted.cut > 0 and fitted.prompt.text.endswith("⊢ x0 ≤ x40[PROOFSTEP]")
+    assert fitted.prompt.token_ids is not None and len(fitted.prompt.token_ids) <= budget
+    assert list(fitted.prompt.token_ids) == tokenizer(fitted.prompt.text)["input_ids"]
+
+
+@pytest.mark.parametrize("room", [0.9, 0.6, 0.3, 0.1])
+def test_fitting_encodes_a_few_times_and_cuts_as_counting_every_candidate_would(
+    hf_backend: Backend, room: float
+) -> None:
+    """One encoding of the whole prompt and one of the cut prompt, not one per candidate, and the same cut
+    (within one hypothesis) as the slow way: counting every candidate shortening exactly."""
+    whole = len(hf_backend.encode(LLMSTEP_FORMAT.render(STATE)).ids)
+    budget = int(whole * room)
+    encode, texts = counted(hf_backend.encode)
+    fitted = fit_prompt(LLMSTEP_FORMAT, STATE, "", "", budget, encode)
+    assert len(texts) <= 3, len(texts)  # the whole prompt, the least one (a short text), the cut one
+    assert texts[-1] == fitted.prompt.text and len(fitted.prompt.token_ids or ()) <= budget
+
+    def exact(s: Shortening) -> bool:
+        return len(hf_backend.encode(LLMSTEP_FORMAT.render(s.text)).ids) <= budget
+
+    slow = LLMSTEP_FORMAT.render(shorten_state(STATE, exact).text)
+    assert "⊢ x0 ≤ x40" in fitted.prompt.text
+    # At most one more goal (about 30 characters here) or hypothesis cut than the slow way.
+    assert len(slow) - 32 <= len(fitted.prompt.text) <= len(slow), (len(slow), len(fitted.prompt.text))
+
+
+@pytest.mark.parametrize("decoding", ["sample", "beam"])
+def test_the_backend_decodes_the_ids_it_is_handed_not_the_text(hf_backend: Backend, decoding: str) -> None:
+    """Ids of one state with the text of another: the answer is the first state's, so the fitted ids are what
+    the model reads, and the text is not encoded again (in the decoding loop and in a whole ``generate``)."""
+    state, tactic = own_pairs()[0]
+    ids = hf_backend.encode(LLMSTEP_FORMAT.render(state)).ids
+    params = GenerationParams(num_samples=2, temperature=0.0, decoding=decoding, max_new_tokens=24)
+    (cands,) = hf_backend.generate([Prompt("[GOAL]⊢ something else[PROOFSTEP]", token_ids=ids)], params)
+    assert cands[0].text.strip() == tactic
 
 
 def test_a_raw_completion_over_the_window_is_refused_before_the_model(server_url: str) -> None:

@@ -57,7 +57,8 @@ def test_tokenizer_round_trips_lean_text_and_keeps_markers_whole() -> None:
         "emoji 🦆 and tabs\tand CJK 定理",
     ]
     for text in unseen:
-        assert tok.decode(tok(text)["input_ids"]) == text
+        ids = tok(text)["input_ids"]
+        assert ids[0] == tok.bos_token_id and tok.decode(ids[1:]) == text
     for marker in PROMPT_TOKENS:
         assert len(tok(marker, add_special_tokens=False)["input_ids"]) == 1
     assert tok.eos_token == "<|endoftext|>" and tok.pad_token_id != tok.eos_token_id

@@ -22,6 +22,7 @@ from llmstep.backends.vllm import VLLMBackend, engine_kwargs
 from llmstep.config import DecodingConfig, ModelConfig
 from llmstep.engine import SuggestionEngine
 from llmstep.errors import ConfigError
+from llmstep.protocol.prompt import Prompt
 
 from support import own_pairs
 
@@ -86,8 +87,15 @@ class StandInLLM:
         logprobs = [{t: Logprob(-0.1 * (k + 1))} for k, t in enumerate(ids)]
         return SimpleNamespace(token_ids=ids, logprobs=logprobs, finish_reason=finish, text="")
 
-    def generate(self, prompts: list[str], params: StandInSamplingParams, use_tqdm: bool = True) -> list[Any]:
-        self.calls.append(("generate", prompts, params))
+    @staticmethod
+    def _shown(prompt: dict[str, Any]) -> Any:
+        """A ``TextPrompt``'s text, a ``TokensPrompt``'s ids: vLLM takes either."""
+        return prompt["prompt"] if "prompt" in prompt else prompt["prompt_token_ids"]
+
+    def generate(
+        self, prompts: list[dict[str, Any]], params: StandInSamplingParams, use_tqdm: bool = True
+    ) -> list[Any]:
+        self.calls.append(("generate", [self._shown(p) for p in prompts], params))
         return [
             SimpleNamespace(
                 outputs=[
@@ -98,11 +106,11 @@ class StandInLLM:
             for _ in prompts
         ]
 
-    def beam_search(self, prompts: list[dict[str, str]], params: StandInBeamSearchParams) -> list[Any]:
-        self.calls.append(("beam_search", [p["prompt"] for p in prompts], params))
+    def beam_search(self, prompts: list[dict[str, Any]], params: StandInBeamSearchParams) -> list[Any]:
+        self.calls.append(("beam_search", [self._shown(p) for p in prompts], params))
         outputs = []
         for p in prompts:
-            prompt_ids = self.tokenizer.encode(p["prompt"])
+            prompt_ids = p.get("prompt_token_ids") or self.tokenizer.encode(p["prompt"])
             sequences = []
             for text in self.continuations[: params.beam_width]:
                 done = self._completion(text, params.max_tokens)
@@ -136,7 +144,7 @@ def backend_for(engine: StandInLLM) -> VLLMBackend:
 def test_one_generate_call_for_a_batch(tokenizer: Any) -> None:
     engine = StandInLLM(tokenizer, ["exact h[END]", "simp[END]"])
     params = GenerationParams(num_samples=4, temperature=0.7, max_new_tokens=30, seed=9)
-    rows = backend_for(engine).generate(["[GOAL]a[PROOFSTEP]", "[GOAL]b[PROOFSTEP]", "[GOAL]c[PROOFSTEP]"], params)
+    rows = backend_for(engine).generate([Prompt(f"[GOAL]{x}[PROOFSTEP]") for x in "abc"], params)
     ((kind, prompts, request),) = engine.calls
     assert kind == "generate" and prompts == ["[GOAL]a[PROOFSTEP]", "[GOAL]b[PROOFSTEP]", "[GOAL]c[PROOFSTEP]"]
     assert (request.n, request.temperature, request.max_tokens, request.seed) == (4, 0.7, 30, 9)
@@ -145,9 +153,19 @@ def test_one_generate_call_for_a_batch(tokenizer: Any) -> None:
     assert [[c.text for c in row] for row in rows] == [["exact h", "simp", "exact h", "simp"]] * 3
 
 
+@pytest.mark.parametrize("decoding", ["sample", "beam"])
+def test_fitted_ids_go_to_vllm_as_a_tokens_prompt(tokenizer: Any, decoding: str) -> None:
+    """A prompt the engine fitted carries its ids: vLLM gets them (a ``TokensPrompt``), not text to encode."""
+    engine = StandInLLM(tokenizer, ["exact h[END]"])
+    ids = tuple(tokenizer("[GOAL]a[PROOFSTEP]")["input_ids"])
+    params = GenerationParams(num_samples=2, decoding=decoding, max_new_tokens=8)
+    backend_for(engine).generate([Prompt("[GOAL]a[PROOFSTEP]", token_ids=ids)], params)
+    assert engine.calls[0][1] == [list(ids)]
+
+
 def test_cut_at_the_stop_token_and_scored_including_it(tokenizer: Any) -> None:
     engine = StandInLLM(tokenizer, ["exact h[END]decide"])
-    (cands,) = backend_for(engine).generate(["[GOAL]x[PROOFSTEP]"], GenerationParams(num_samples=1))
+    (cands,) = backend_for(engine).generate([Prompt("[GOAL]x[PROOFSTEP]")], GenerationParams(num_samples=1))
     n = len(tokenizer.encode("exact h", add_special_tokens=False)) + 1  # the tactic and [END]
     assert cands[0].text == "exact h" and cands[0].finish_reason == "stop"
     assert cands[0].token_logprobs == pytest.approx([-0.1 * (k + 1) for k in range(n)])
@@ -157,7 +175,7 @@ def test_cut_at_the_stop_token_and_scored_including_it(tokenizer: Any) -> None:
 def test_a_multi_token_stop_string_is_scored_to_its_first_token(tokenizer: Any) -> None:
     engine = StandInLLM(tokenizer, ["intro hp STOP here"])
     params = GenerationParams(num_samples=1, stop=("STOP",))
-    (cands,) = backend_for(engine).generate(["[GOAL]x[PROOFSTEP]"], params)
+    (cands,) = backend_for(engine).generate([Prompt("[GOAL]x[PROOFSTEP]")], params)
     assert cands[0].text == "intro hp "
     ids = tokenizer.encode("intro hp STOP here", add_special_tokens=False)
     reaching = next(k for k in range(1, len(ids) + 1) if len(tokenizer.decode(ids[:k])) > len("intro hp "))
@@ -166,7 +184,7 @@ def test_a_multi_token_stop_string_is_scored_to_its_first_token(tokenizer: Any) 
 
 def test_max_tokens_ends_with_length(tokenizer: Any) -> None:
     engine = StandInLLM(tokenizer, ["exact Nat.succ_le_succ h[END]"])
-    (cands,) = backend_for(engine).generate(["[GOAL]x[PROOFSTEP]"], GenerationParams(num_samples=1, max_new_tokens=2))
+    (cands,) = backend_for(engine).generate([Prompt("[GOAL]x[PROOFSTEP]")], GenerationParams(num_samples=1, max_new_tokens=2))
     assert cands[0].finish_reason == "length" and len(cands[0].token_logprobs) == 2
 
 
@@ -193,7 +211,7 @@ def test_beam_without_beam_search_falls_back_to_sampling(tokenizer: Any, caplog:
     engine = StandInLLMWithoutBeamSearch(tokenizer, ["simp[END]"])
     params = GenerationParams(num_samples=3, decoding="beam")
     with caplog.at_level(logging.WARNING, logger="llmstep.backends.vllm"):
-        (cands,) = backend_for(engine).generate(["[GOAL]x[PROOFSTEP]"], params)
+        (cands,) = backend_for(engine).generate([Prompt("[GOAL]x[PROOFSTEP]")], params)
     assert "no LLM.beam_search" in caplog.text
     assert engine.calls[0][0] == "generate" and engine.calls[0][2].n == 3 and len(cands) == 3
 

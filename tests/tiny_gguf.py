@@ -49,7 +49,12 @@ def write_tiny_llama_gguf(path: Path, texts: list[str], *, seed: int = 0) -> tup
 
     from llmstep.train.scratch import build_tokenizer
 
+    from tokenizers import pre_tokenizers
+
     tokenizer = build_tokenizer(texts, vocab_size=400)
+    # A GGUF names its pre-tokenizer ("default": GPT-2's split) rather than storing it; give the source the
+    # same one, so that both split text alike. Its BOS is kept, and the file says so (add_bos_token).
+    tokenizer.backend_tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     torch.manual_seed(seed)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
@@ -90,6 +95,7 @@ def write_tiny_llama_gguf(path: Path, texts: list[str], *, seed: int = 0) -> tup
     writer.add_token_types([_CONTROL if t in special else _NORMAL for t in tokens])
     writer.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in bpe["merges"]])
     writer.add_bos_token_id(tokenizer.bos_token_id)
+    writer.add_add_bos_token(True)
     writer.add_eos_token_id(tokenizer.eos_token_id)
     if tokenizer.pad_token_id is not None:
         writer.add_pad_token_id(tokenizer.pad_token_id)

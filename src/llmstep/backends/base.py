@@ -1,8 +1,9 @@
 """The one small interface every generation engine implements.
 
 A backend turns prompts into scored continuations. It knows nothing about
-Lean, HTTP or ranking: the engine renders prompts, joins prefixes, dedupes and
-ranks. Adding an engine (vLLM, CTranslate2, an upstream API) means adding one
+Lean, HTTP or ranking: the engine renders and fits prompts (with the backend's
+own ``encode``, whose ids it hands back in the prompt), joins prefixes, dedupes
+and ranks. Adding an engine (vLLM, CTranslate2, an upstream API) means adding one
 class with ``generate`` and ``close``. ``generate`` polls ``should_stop`` where
 it can (between decoding steps), so work nobody waits for any more ends early.
 """
@@ -13,7 +14,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
-__all__ = ["MIN_TEMPERATURE", "Backend", "Candidate", "GenerationParams", "ShouldStop", "never"]
+from llmstep.config import DecodingConfig
+from llmstep.protocol.prompt import Prompt
+
+__all__ = ["MIN_TEMPERATURE", "Backend", "Candidate", "Encoding", "GenerationParams", "ShouldStop", "never"]
 
 #: Below this, sampling is numerically unsafe and indistinguishable from greedy decoding.
 MIN_TEMPERATURE = 1e-3
@@ -30,14 +34,17 @@ def never() -> bool:
     return False
 
 
+_DEFAULT = DecodingConfig()
+
+
 @dataclass(frozen=True)
 class GenerationParams:
-    """How to decode one batch of prompts."""
+    """How to decode one batch of prompts; unset fields take the server's defaults, as ``DecodingConfig`` declares."""
 
-    num_samples: int = 10
-    temperature: float = 0.5
-    max_new_tokens: int = 128
-    decoding: Literal["sample", "beam"] = "sample"
+    num_samples: int = _DEFAULT.num_samples
+    temperature: float = _DEFAULT.temperature
+    max_new_tokens: int = _DEFAULT.max_new_tokens
+    decoding: Literal["sample", "beam"] = _DEFAULT.decoding
     #: Strings that end a step; the backend also stops at its end-of-text token.
     stop: tuple[str, ...] = ("[END]", "\n")
     seed: int | None = None
@@ -73,6 +80,16 @@ class Candidate:
     finish_reason: Literal["stop", "length", "loop"] = "stop"
 
 
+@dataclass(frozen=True)
+class Encoding:
+    """A text as the backend's tokenizer encodes a prompt: special tokens (a BOS) included."""
+
+    ids: tuple[int, ...]
+    #: Each id's ``(start, end)`` character range in the text, ``(0, 0)`` for a special token the
+    #: tokenizer added; None when the tokenizer cannot say (a slow tokenizer).
+    offsets: tuple[tuple[int, int], ...] | None = None
+
+
 @runtime_checkable
 class Backend(Protocol):
     """A loaded model that can continue prompts."""
@@ -85,16 +102,17 @@ class Backend(Protocol):
     #: in which case the engine fits nothing and the backend is never asked to count.
     context_window: int | None
 
-    def count_tokens(self, text: str) -> int:
-        """Tokens ``text`` takes as a prompt, counted as ``generate`` will encode it: special tokens
-        (a BOS) included, so a prompt fitted to the window fits it exactly."""
+    def encode(self, text: str) -> Encoding:
+        """``text`` encoded as ``generate`` encodes a prompt's text, special tokens (a BOS) included, so that
+        a prompt fitted to the window fits it exactly, and its ids can be handed back in ``Prompt.token_ids``."""
         ...
 
     def generate(
-        self, prompts: Sequence[str], params: GenerationParams, should_stop: ShouldStop = never
+        self, prompts: Sequence[Prompt], params: GenerationParams, should_stop: ShouldStop = never
     ) -> list[list[Candidate]]:
         """Continuations for each prompt, in prompt order; at most ``num_samples`` per prompt.
 
+        A prompt's ``token_ids``, where given, are its text already encoded by ``encode``.
         Between decoding steps, where the engine allows, stop early once ``should_stop()`` is True.
         """
         ...

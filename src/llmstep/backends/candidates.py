@@ -13,8 +13,8 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from llmstep.backends.base import Candidate
-from llmstep.protocol.prompt import cut_at_first_stop
+from llmstep.backends.base import Candidate, Encoding
+from llmstep.protocol.prompt import Prompt, cut_at_first_stop
 
 __all__ = ["TokenizerTools", "cut_candidate"]
 
@@ -32,11 +32,25 @@ class TokenizerTools:
     #: Held around every tokenizer call that encodes; shared by all backends (encoding is brief).
     tokenize_lock = threading.Lock()
 
-    def count_tokens(self, text: str) -> int:
-        """Tokens ``text`` takes as a prompt, special tokens included: the backends encode prompts with
-        them (LLaMA's and Llemma's BOS), so a count without them fits a prompt one token over the window."""
+    def encode(self, text: str) -> Encoding:
+        """``text`` as a prompt, special tokens included: the backends encode prompts with them (LLaMA's and
+        Llemma's BOS), so a count without them fits a prompt one token over the window. Offsets where the
+        tokenizer is a fast one, so the engine can fit a prompt from this one encoding."""
+        fast = bool(self.tokenizer.is_fast)
         with self.tokenize_lock:
-            return len(self.tokenizer(text)["input_ids"])
+            enc = self.tokenizer(text, return_offsets_mapping=fast)
+        offsets = tuple((int(a), int(b)) for a, b in enc["offset_mapping"]) if fast else None
+        return Encoding(tuple(enc["input_ids"]), offsets)
+
+    def prompt_ids(self, prompts: Sequence[Prompt]) -> list[list[int]]:
+        """Each prompt's token ids: the engine's, where it fitted the prompt, else encoded here in one call."""
+        missing = [p.text for p in prompts if p.token_ids is None]
+        encoded: list[list[int]] = []
+        if missing:
+            with self.tokenize_lock:
+                encoded = self.tokenizer(missing, padding=False)["input_ids"]
+        fresh = iter(encoded)
+        return [list(p.token_ids) if p.token_ids is not None else list(next(fresh)) for p in prompts]
 
     def _decode(self, ids: Sequence[int]) -> str:
         """The exact text of ``ids``: special tokens kept, spacing untouched."""
@@ -47,6 +61,13 @@ class TokenizerTools:
         with self.tokenize_lock:
             encoded = self.tokenizer.encode(text, add_special_tokens=False)
         return encoded[0] if len(encoded) == 1 and self._decode(encoded) == text else None
+
+    def _text_stops(self, stop: Sequence[str]) -> tuple[str, ...]:
+        """The stop strings to look for in decoded text: all but the tokenizer's added tokens (``[END]``), which
+        are always a token of their own. A one-token stop such as a newline may also be merged into a longer
+        token (``\n⊢``), so its id alone does not catch it."""
+        added = self.tokenizer.get_added_vocab()
+        return tuple(s for s in stop if s and s not in added)
 
     def _stop_token_ids(self, stop: Sequence[str]) -> set[int]:
         """Ids that end a step: end-of-text, padding, and the stop strings that are one token."""

@@ -24,6 +24,7 @@ ctranslate2 reports them differently per decoding mode, so:
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,8 +35,11 @@ from llmstep.backends.candidates import TokenizerTools, cut_candidate
 from llmstep.config import ModelConfig
 from llmstep.convert.ct2 import PROVENANCE_FILE, import_ctranslate2, is_ct2_model_dir
 from llmstep.errors import ConfigError, ModelUnavailable, first_line
+from llmstep.protocol.prompt import Prompt
 
 __all__ = ["CT2Backend", "resolve_compute_type"]
+
+log = logging.getLogger(__name__)
 
 #: ``--compute-type auto``: int8 weights and int8 matmuls, the point of this backend on CPU.
 DEFAULT_COMPUTE_TYPE = "int8"
@@ -160,6 +164,7 @@ class CT2Backend(TokenizerTools):
         #: Longest prompt + continuation, from the conversion record; None when unknown.
         self.context_window: int | None = _context_window(path)
         self._vocabulary = _vocabulary(path)
+        self._warned_seed = False
 
     def _tokens(self, ids: Sequence[int]) -> list[str]:
         """ctranslate2 takes token strings; its own vocabulary also names the padding ids a tokenizer lacks."""
@@ -168,16 +173,21 @@ class CT2Backend(TokenizerTools):
         return self.tokenizer.convert_ids_to_tokens(list(ids))
 
     def generate(
-        self, prompts: Sequence[str], params: GenerationParams, should_stop: ShouldStop = never
+        self, prompts: Sequence[Prompt], params: GenerationParams, should_stop: ShouldStop = never
     ) -> list[list[Candidate]]:
         """One ``generate_batch`` for all prompts; see :class:`~llmstep.backends.base.Backend`."""
-        with self.tokenize_lock:
-            prompt_ids = [self.tokenizer(p)["input_ids"] for p in prompts]
+        prompt_ids = self.prompt_ids(prompts)
         stop_ids = self._stop_token_ids(params.stop)
         steps = _StepLog(should_stop)
         with self._lock:
             if params.seed is not None:
                 self._ct2.set_random_seed(params.seed)
+                if params.decoding == "sample" and params.temperature > 0 and not self._warned_seed:
+                    self._warned_seed = True
+                    log.warning(
+                        "ctranslate2 does not reproduce seeded sampling (OpenNMT/CTranslate2#1757): the seed is "
+                        "passed on, but equal seeds may sample differently; use --backend hf for reproducible samples"
+                    )
             results = self.generator.generate_batch(
                 [self._tokens(ids) for ids in prompt_ids],
                 max_length=params.max_new_tokens,  # counts generated tokens only, as the prompt is not in the result

@@ -25,6 +25,7 @@ from llmstep.backends.candidates import TokenizerTools, cut_candidate
 from llmstep.backends.hf_loop import DecodingLoop, LoopRequest, Row
 from llmstep.config import ModelConfig
 from llmstep.errors import ModelUnavailable, first_line
+from llmstep.protocol.prompt import Prompt
 
 __all__ = [
     "HFBackend",
@@ -139,12 +140,12 @@ def generate_kwargs(
 ) -> tuple[dict[str, Any], bool]:
     """``generate()`` arguments for ``params``, and whether they sample.
 
-    Stops: single-token stop strings become end ids, the rest ``stop_strings``. Beams
+    Stops: single-token stop strings become end ids, and all but added tokens ``stop_strings``. Beams
     return scores and sampling or greedy the raw logits, which ``token_logprobs`` turns
     into per-token log-probabilities. Sampling leaves ``num_return_sequences`` to the caller.
     """
     stop_ids = backend._stop_token_ids(params.stop)
-    text_stops = [s for s in params.stop if backend._single_token(s) is None]
+    text_stops = list(backend._text_stops(params.stop))
     kwargs: dict[str, Any] = {
         "max_new_tokens": params.max_new_tokens,
         "eos_token_id": sorted(stop_ids),
@@ -242,12 +243,13 @@ class HFBackend(TokenizerTools):
         return self.continuous and params.decoding != "beam"
 
     def generate(
-        self, prompts: Sequence[str], params: GenerationParams, should_stop: ShouldStop = never
+        self, prompts: Sequence[Prompt], params: GenerationParams, should_stop: ShouldStop = never
     ) -> list[list[Candidate]]:
         """Rows in the decoding loop, or one ``generate`` call on its thread; see the Backend protocol."""
+        ids = self.prompt_ids(prompts)
         if self.schedules_rows(params):
-            return self._generate_in_loop(list(prompts), params, should_stop)
-        generated, logprobs = self.loop.call(lambda: self._generate_whole(list(prompts), params, should_stop))
+            return self._generate_in_loop(ids, params, should_stop)
+        generated, logprobs = self.loop.call(lambda: self._generate_whole(ids, params, should_stop))
         stop_ids = self._stop_token_ids(params.stop)
         rows = [
             cut_candidate(ids, lps, stop_ids, params.stop, self._decode)
@@ -257,18 +259,16 @@ class HFBackend(TokenizerTools):
         return [rows[i * per_prompt : (i + 1) * per_prompt] for i in range(len(prompts))]
 
     def _generate_in_loop(
-        self, prompts: list[str], params: GenerationParams, should_stop: ShouldStop
+        self, ids: list[list[int]], params: GenerationParams, should_stop: ShouldStop
     ) -> list[list[Candidate]]:
-        """Tokenize here, decode in the loop, cut and score here: the loop thread only runs the model."""
-        with self.tokenize_lock:
-            ids = self.tokenizer(prompts, padding=False)["input_ids"]
+        """Decode in the loop, cut and score here: the loop thread only runs the model."""
         stop_ids = self._stop_token_ids(params.stop)
         request = LoopRequest(
             prompts=ids,
             params=params,
             should_stop=should_stop,
             stop_ids=frozenset(stop_ids),
-            text_stops=tuple(s for s in params.stop if s and self._single_token(s) is None),
+            text_stops=self._text_stops(params.stop),
             shared_prefill=self.shared_prefill,
         )
         answer = self.loop.submit(request).result()
@@ -278,11 +278,13 @@ class HFBackend(TokenizerTools):
         cand = cut_candidate(row.tokens, row.logprobs, stop_ids, params.stop, self._decode)
         return replace(cand, finish_reason="loop") if row.finish == "loop" else cand
 
-    def _generate_whole(self, prompts: list[str], params: GenerationParams, should_stop: ShouldStop) -> tuple[Any, Any]:
+    def _generate_whole(
+        self, ids: list[list[int]], params: GenerationParams, should_stop: ShouldStop
+    ) -> tuple[Any, Any]:
         """Generated token ids and their log-probs from one ``generate``, one row per sequence, prompt-major."""
         torch = self._torch
-        with self.tokenize_lock:
-            enc = self.tokenizer(prompts, return_tensors="pt", padding=True).to(self.device)
+        with self.tokenize_lock:  # padded on the left, with an attention mask
+            enc = self.tokenizer.pad({"input_ids": ids}, padding=True, return_tensors="pt").to(self.device)
         kwargs, sampling = generate_kwargs(self, params, should_stop)
         if sampling:
             kwargs["num_return_sequences"] = params.num_samples

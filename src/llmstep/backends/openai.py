@@ -22,10 +22,10 @@ from typing import Any
 
 import httpx
 
-from llmstep.backends.base import Candidate, GenerationParams, ShouldStop, never
+from llmstep.backends.base import Candidate, Encoding, GenerationParams, ShouldStop, never
 from llmstep.config import ModelConfig
 from llmstep.errors import ConfigError, GenerationTimeout, UpstreamError
-from llmstep.protocol.prompt import cut_at_first_stop
+from llmstep.protocol.prompt import Prompt, cut_at_first_stop
 
 __all__ = ["OpenAIBackend", "completions_url"]
 
@@ -84,7 +84,7 @@ class OpenAIBackend:
     #: The upstream's window is its own business: it fits or refuses (and its refusal is relayed).
     context_window: int | None = None
 
-    def count_tokens(self, text: str) -> int:
+    def encode(self, text: str) -> Encoding:
         """Never asked: with no window known here, the engine fits nothing."""
         raise NotImplementedError("the openai backend has no tokenizer; the upstream counts its own tokens")
 
@@ -104,12 +104,12 @@ class OpenAIBackend:
         self._client = httpx.Client(timeout=config.upstream_timeout_s, headers=headers)
 
     def generate(
-        self, prompts: Sequence[str], params: GenerationParams, should_stop: ShouldStop = never
+        self, prompts: Sequence[Prompt], params: GenerationParams, should_stop: ShouldStop = never
     ) -> list[list[Candidate]]:
         """One request per prompt, sent concurrently; see :class:`~llmstep.backends.base.Backend`."""
 
-        def complete(prompt: str) -> list[Candidate]:
-            return [] if should_stop() else self._complete(prompt, params)
+        def complete(prompt: Prompt) -> list[Candidate]:
+            return [] if should_stop() else self._complete(prompt.text, params)
 
         if len(prompts) == 1:
             return [complete(prompts[0])]

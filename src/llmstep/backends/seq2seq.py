@@ -2,10 +2,8 @@
 
 An encoder-decoder model reads the state in its encoder and writes the tactic
 in its decoder, so the user's prefix cannot go in the prompt: it is forced as
-the start of the decoder's output, and the model continues from there. The
-engine's rendered prompt carries both halves, joined by
-:data:`~llmstep.protocol.prompt.DECODER_SEP` (see ``PromptFormat.render``);
-a prompt without it is all encoder input. Where a step ends and how it is
+the start of the decoder's output (the prompt's ``decoder_prefix``), and the
+model continues from there. Where a step ends and how it is
 scored is the same rule as the causal backend's (``backends/candidates.py``).
 """
 
@@ -27,7 +25,7 @@ from llmstep.backends.hf import (
 )
 from llmstep.config import ModelConfig
 from llmstep.errors import ModelUnavailable, first_line
-from llmstep.protocol.prompt import split_decoder_prefix
+from llmstep.protocol.prompt import Prompt
 
 __all__ = ["Seq2SeqBackend"]
 
@@ -66,7 +64,7 @@ class Seq2SeqBackend(TokenizerTools):
         self.context_window: int | None = None
 
     def generate(
-        self, prompts: Sequence[str], params: GenerationParams, should_stop: ShouldStop = never
+        self, prompts: Sequence[Prompt], params: GenerationParams, should_stop: ShouldStop = never
     ) -> list[list[Candidate]]:
         """Each prompt's samples from its own ``generate`` call; see the Backend protocol.
 
@@ -81,7 +79,7 @@ class Seq2SeqBackend(TokenizerTools):
             for prompt in prompts:
                 if should_stop():
                     break  # the rest is unwanted; the answer is thrown away
-                generated, logprobs = self._generate_one(*split_decoder_prefix(prompt), params, should_stop)
+                generated, logprobs = self._generate_one(prompt, params, should_stop)
                 out.append(
                     [
                         cut_candidate(ids, lps, stop_ids, params.stop, self._decode)
@@ -90,24 +88,23 @@ class Seq2SeqBackend(TokenizerTools):
                 )
         return out
 
-    def _generate_one(
-        self, encoder_text: str, prefix: str, params: GenerationParams, should_stop: ShouldStop
-    ) -> tuple[Any, Any]:
-        """Token ids generated after the prefix, and their log-probs: one row per sample."""
+    def _generate_one(self, prompt: Prompt, params: GenerationParams, should_stop: ShouldStop) -> tuple[Any, Any]:
+        """Token ids generated after the decoder prefix, and their log-probs: one row per sample."""
         torch = self._torch
         # The encoder input ends in </s>, as in training (tokenizer(state) adds it).
-        with self.tokenize_lock:
-            enc = self.tokenizer(encoder_text, return_tensors="pt").to(self.device)
+        [encoder_ids] = self.prompt_ids([prompt])
         start = self.model.config.decoder_start_token_id
         with self.tokenize_lock:
-            forced = [start, *self.tokenizer.encode(prefix, add_special_tokens=False)]
+            forced = [start, *self.tokenizer.encode(prompt.decoder_prefix, add_special_tokens=False)]
         decoder_ids = torch.tensor([forced], device=self.device)
         kwargs, sampling = generate_kwargs(self, params, should_stop)
+        kwargs["input_ids"] = torch.tensor([encoder_ids], device=self.device)
+        kwargs["attention_mask"] = torch.ones_like(kwargs["input_ids"])
         kwargs["decoder_input_ids"] = decoder_ids
         if sampling:
             kwargs["num_return_sequences"] = params.num_samples
         with torch.inference_mode():
-            out = self.model.generate(**enc, **kwargs)
+            out = self.model.generate(**kwargs)
             generated = out.sequences[:, decoder_ids.shape[1] :]
             logprobs = token_logprobs(self.model, out, beam=params.decoding == "beam")
         return generated, logprobs

@@ -31,6 +31,7 @@ from llmstep.backends.base import Candidate, GenerationParams, ShouldStop, never
 from llmstep.backends.candidates import TokenizerTools, cut_candidate
 from llmstep.config import ModelConfig
 from llmstep.errors import ConfigError, ModelUnavailable, first_line
+from llmstep.protocol.prompt import Prompt
 
 __all__ = ["VLLMBackend", "engine_kwargs"]
 
@@ -71,6 +72,13 @@ def _token_logprobs(token_ids: Sequence[int], logprobs: Sequence[Any] | None) ->
             break
         values.append(value)
     return values
+
+
+def _engine_prompt(prompt: Prompt) -> dict[str, Any]:
+    """vLLM's prompt: the ids the engine fitted (a ``TokensPrompt``), so it does not encode again; else the text."""
+    if prompt.token_ids is not None:
+        return {"prompt_token_ids": list(prompt.token_ids)}
+    return {"prompt": prompt.text}
 
 
 class VLLMBackend(TokenizerTools):
@@ -134,7 +142,7 @@ class VLLMBackend(TokenizerTools):
         self.context_window: int | None = getattr(model_config, "max_model_len", None)
 
     def generate(
-        self, prompts: Sequence[str], params: GenerationParams, should_stop: ShouldStop = never
+        self, prompts: Sequence[Prompt], params: GenerationParams, should_stop: ShouldStop = never
     ) -> list[list[Candidate]]:
         """One engine call for all prompts; see :class:`~llmstep.backends.base.Backend`."""
         stop_ids = self._stop_token_ids(params.stop)
@@ -147,7 +155,7 @@ class VLLMBackend(TokenizerTools):
                 log.warning("this vLLM has no LLM.beam_search; sampling %d sequences instead", params.num_samples)
             return self._sample(prompts, params, stop_ids)
 
-    def _sample(self, prompts: Sequence[str], params: GenerationParams, stop_ids: set[int]) -> list[list[Candidate]]:
+    def _sample(self, prompts: Sequence[Prompt], params: GenerationParams, stop_ids: set[int]) -> list[list[Candidate]]:
         greedy = params.decoding == "sample" and params.temperature == 0.0
         request = self._sampling_params(
             n=1 if greedy else params.num_samples,
@@ -160,7 +168,7 @@ class VLLMBackend(TokenizerTools):
             logprobs=0,  # the chosen token's log-probability only
             seed=params.seed,
         )
-        outputs = self.engine.generate(list(prompts), request, use_tqdm=False)
+        outputs = self.engine.generate([_engine_prompt(p) for p in prompts], request, use_tqdm=False)
         return [
             [
                 self._candidate(
@@ -172,14 +180,14 @@ class VLLMBackend(TokenizerTools):
         ]
 
     def _beam_search(
-        self, prompts: Sequence[str], params: GenerationParams, stop_ids: set[int]
+        self, prompts: Sequence[Prompt], params: GenerationParams, stop_ids: set[int]
     ) -> list[list[Candidate]]:
         # vLLM's beam search ends a beam only at end-of-text, not at stop strings: beams run on past
         # "[END]" or a newline, and are cut afterwards, so several beams may share one step.
         request = self._beam_search_params(
             beam_width=params.num_samples, max_tokens=params.max_new_tokens, length_penalty=BEAM_LENGTH_PENALTY
         )
-        outputs = self.engine.beam_search([{"prompt": p} for p in prompts], request)
+        outputs = self.engine.beam_search([_engine_prompt(p) for p in prompts], request)
         candidates = []
         for output in outputs:
             per_prompt = []

@@ -4,7 +4,9 @@ One worker thread owns the backend. It takes the oldest waiting job, waits at
 most ``window_s`` for others with the same decoding parameters, and generates
 for all of them at once. Jobs that arrive while a batch is running queue up and
 go together in the next one, so under load the batch grows by itself, and a
-lone job waits at most the window.
+lone job waits at most the window. A seeded request is batched only with its
+own prompts: a backend seeds once per call, so its samples would otherwise
+depend on whoever shared the batch.
 
 A backend that schedules rows itself (``Backend.schedules_rows``: hf sampling)
 gets each request as it comes instead, one call per request on a thread of its
@@ -22,6 +24,7 @@ backend is never called after it returns.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import queue
 import threading
@@ -32,6 +35,7 @@ from dataclasses import dataclass, field
 
 from llmstep.backends.base import Backend, Candidate, GenerationParams
 from llmstep.errors import ModelUnavailable
+from llmstep.protocol.prompt import Prompt
 
 __all__ = ["DIRECT_THREADS", "BatchStats", "Batcher"]
 
@@ -59,11 +63,19 @@ class BatchStats:
 
 @dataclass
 class _Job:
-    prompt: str
+    prompt: Prompt
     params: GenerationParams
+    #: The submission the job came in: a seeded job shares a batch only with its own request's prompts.
+    request: int
     future: Future[list[Candidate]] = field(default_factory=Future)
     #: Set when nobody waits for this job any more; the worker and the backend poll it.
     unwanted: threading.Event = field(default_factory=threading.Event)
+
+
+def _batchable(first: _Job, other: _Job) -> bool:
+    """Whether ``other`` may join ``first``'s batch: the same parameters and, for a seeded request, the same
+    request. Backends that batch seed once per call, so a seeded answer must not depend on its batch-mates."""
+    return other.params == first.params and (first.params.seed is None or other.request == first.request)
 
 
 class _Stopped(Exception):
@@ -86,18 +98,20 @@ class Batcher:
         self._queue: queue.Queue[_Job | object] = queue.Queue()
         self._held: deque[_Job] = deque()  # taken from the queue but not batchable with the current job
         self._pending = 0  # submitted and not yet answered
+        self._requests = itertools.count()  # numbers submissions (next() is atomic in CPython)
         self._closing = threading.Event()
         self._submit_lock = threading.Lock()  # orders submissions before the worker's stop mark
         self._worker = threading.Thread(target=self._run, name="llmstep-batcher", daemon=True)
         self._worker.start()
         self._direct = ThreadPoolExecutor(max_workers=DIRECT_THREADS, thread_name_prefix="llmstep-request")
 
-    async def submit_many(self, prompts: list[str], params: GenerationParams) -> list[list[Candidate]]:
+    async def submit_many(self, prompts: list[Prompt], params: GenerationParams) -> list[list[Candidate]]:
         """Candidates for each of ``prompts``, queued together so that they can share a batch.
 
         Cancelling the caller cancels its jobs; ModelUnavailable once the batcher is closing.
         """
-        jobs = [_Job(prompt, params) for prompt in prompts]
+        request = next(self._requests)
+        jobs = [_Job(prompt, params, request) for prompt in prompts]
         direct = self.backend.schedules_rows(params)
         with self._submit_lock:
             if self._closing.is_set():
@@ -175,7 +189,7 @@ class Batcher:
                     stop_after = True
                     break
                 assert isinstance(item, _Job)
-                (batch if item.params == first.params else skipped).append(item)
+                (batch if _batchable(first, item) else skipped).append(item)
             self._held.extend(skipped)
             self._execute(batch)
             if stop_after:

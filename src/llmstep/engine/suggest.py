@@ -27,6 +27,7 @@ from llmstep.backends.base import Backend, Candidate, GenerationParams
 from llmstep.config import DecodingConfig, EngineConfig
 from llmstep.engine.batching import Batcher
 from llmstep.engine.cache import LRUCache, digest
+from llmstep.engine.fit import Fitted, fit_prompt
 from llmstep.engine.flight import SingleFlight
 from llmstep.errors import (
     BackendError,
@@ -36,8 +37,8 @@ from llmstep.errors import (
     LLMStepError,
     PayloadTooLarge,
 )
-from llmstep.protocol.goals import GoalDoesNotFit, keep_tail, shorten_state
-from llmstep.protocol.prompt import LLMSTEP_FORMAT, PromptFormat, join_suggestion
+from llmstep.protocol.goals import GoalDoesNotFit, shorten_state
+from llmstep.protocol.prompt import LLMSTEP_FORMAT, Prompt, PromptFormat, join_suggestion
 
 __all__ = ["Suggestion", "SuggestionEngine", "Suggestions", "rank"]
 
@@ -178,11 +179,11 @@ class SuggestionEngine:
         fitted = await asyncio.to_thread(
             lambda: [self.fit_prompt(state, prefix, context, params.max_new_tokens, p) for p in parts]
         )
-        outputs, dropped = await self._generate([prompt for prompt, _ in fitted], params)
+        outputs, dropped = await self._generate([f.prompt for f in fitted], params)
         # The format's post-processing (ReProver's premise marks) applies before the prefix is joined on.
         candidates = [replace(c, text=p.clean(c.text)) for p, out in zip(parts, outputs, strict=True) for c in out]
         ranked = [s for s in rank(prefix, candidates) if self.prompt_format.keeps(s.tactic)]
-        result = Suggestions(tuple(ranked), max(cut for _, cut in fitted) + capped, dropped_samples=dropped)
+        result = Suggestions(tuple(ranked), max(f.cut for f in fitted) + capped, dropped_samples=dropped)
         self.cache.put(key, result)
         return result
 
@@ -210,49 +211,34 @@ class SuggestionEngine:
         if self.config.refuse_long_states:
             raise PayloadTooLarge(f"tactic_state: {len(state)} characters is over this server's limit of {limit}")
         try:
-            return shorten_state(state, lambda s: len(s) <= limit)
+            kept = shorten_state(state, lambda s: len(s.text) <= limit)
         except GoalDoesNotFit:
             raise PayloadTooLarge(
                 f"tactic_state: the main goal's target alone is over this server's limit of {limit} characters"
             ) from None
+        return kept.text, kept.cut
 
     def fit_prompt(
         self, state: str, prefix: str, context: str, max_new_tokens: int, fmt: PromptFormat | None = None
-    ) -> tuple[str, int]:
-        """The prompt, shortened where it overflows the model: the file context first, then the state.
+    ) -> Fitted:
+        """The prompt, shortened where it overflows the model, as ``engine.fit`` says, with its token ids.
 
-        The end of the file context, nearest the cursor, matters most, so the context loses its
-        start; the state is shortened only once no context is left, as ``protocol.goals`` says
-        (trailing goals, then the main goal's earliest hypotheses, never its target or the prefix).
-        Returns the prompt and the characters cut. ``fmt`` is one part of a several-prompt format;
+        The file context loses its start first (its end, nearest the cursor, matters most); then the
+        state is shortened as ``protocol.goals`` says (trailing goals, then the main goal's earliest
+        hypotheses, never its target or the prefix). ``fmt`` is one part of a several-prompt format;
         by default, the engine's own format.
         """
-        render = (fmt or self.prompt_format).render
+        fmt = fmt or self.prompt_format
         window = self.backend.context_window
         if not window:
-            return render(state, prefix, context), 0
-        budget = window - max_new_tokens
-
-        def fits(text: str) -> bool:
-            return self.backend.count_tokens(text) <= budget
-
-        if fits(render(state, prefix, context)):
-            return render(state, prefix, context), 0
-        if context and fits(render(state, prefix, "")):
-            kept, cut = keep_tail(context, lambda c: fits(render(state, prefix, c)))
-            log.warning(
-                "file context cut from %d to %d characters to fit a %d-token window", len(context), len(kept), window
-            )
-            return render(state, prefix, kept), cut
+            return Fitted(fmt.prompt(fmt.render(state, prefix, context), prefix))
         try:
-            kept, cut = shorten_state(state, lambda s: fits(render(s, prefix, "")))
+            return fit_prompt(fmt, state, prefix, context, window - max_new_tokens, self.backend.encode)
         except GoalDoesNotFit:
             raise ContextTooLong(
                 f"the prompt does not fit the model's {window}-token window even with only the main goal's target "
                 f"(max_new_tokens {max_new_tokens}); shorten the prefix or lower max_new_tokens"
             ) from None
-        log.warning("tactic state cut from %d to %d characters to fit a %d-token window", len(state), len(kept), window)
-        return render(kept, prefix, ""), len(context) + cut
 
     async def complete(self, prompt: str, params: GenerationParams) -> list[Candidate]:
         """Raw continuations of a finished prompt, unranked and uncached: for ``/v1/completions``.
@@ -262,14 +248,17 @@ class SuggestionEngine:
         """
         self.check_limits(params)
         window = self.backend.context_window
+        typed = Prompt(prompt)
         if window:
-            tokens = await asyncio.to_thread(self.backend.count_tokens, prompt)
+            encoding = await asyncio.to_thread(self.backend.encode, prompt)
+            tokens = len(encoding.ids)
             if tokens + params.max_new_tokens > window:
                 raise ContextTooLong(
                     f"prompt: {tokens} tokens and max_tokens {params.max_new_tokens} are over the model's "
                     f"{window}-token window; shorten the prompt or lower max_tokens"
                 )
-        outputs, _ = await self._within_deadline(self._generate([prompt], params))
+            typed = Prompt(prompt, token_ids=encoding.ids)
+        outputs, _ = await self._within_deadline(self._generate([typed], params))
         return outputs[0]
 
     async def _within_deadline(self, work: Awaitable[T]) -> T:
@@ -282,7 +271,7 @@ class SuggestionEngine:
                 f"generation took longer than the {timeout:g} s deadline; try fewer samples or a shorter prefix"
             ) from None
 
-    async def _generate(self, prompts: list[str], params: GenerationParams) -> tuple[list[list[Candidate]], int]:
+    async def _generate(self, prompts: list[Prompt], params: GenerationParams) -> tuple[list[list[Candidate]], int]:
         """Candidates per prompt, less those the loop guard cut, and how many it cut.
 
         Prompts go through the batcher together; the one seam where engine errors become BackendError.

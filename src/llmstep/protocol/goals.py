@@ -12,7 +12,10 @@ in this order:
 
 and never the main goal's ``case`` line or its target. Text that is not in
 this shape (no ``⊢`` or conv ``|`` target line) keeps its tail instead, as it
-would with no structure to go by. Pure functions; the engine decides what fits.
+would with no structure to go by. A shortening is a set of character ranges
+removed from the text, so that whoever decides what fits can count it from
+one tokenization of the whole text (``engine.fit``), without building and
+counting every candidate. Pure functions; the engine decides what fits.
 """
 
 from __future__ import annotations
@@ -20,15 +23,41 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["Goal", "GoalDoesNotFit", "keep_tail", "parse_goal", "shorten_state"]
+__all__ = ["Goal", "GoalDoesNotFit", "Shortening", "Span", "keep_tail", "parse_goal", "shorten_state", "shortest"]
 
 GOAL_SEPARATOR = "\n\n"
 #: How a target line starts: ``⊢`` for a tactic goal, ``|`` for a conv goal.
 TARGET_MARKS = ("⊢ ", "| ")
 
+#: A character range ``[start, end)`` of a text.
+Span = tuple[int, int]
+
 
 class GoalDoesNotFit(ValueError):
     """Even the main goal's ``case`` line and target alone do not fit."""
+
+
+@dataclass(frozen=True)
+class Shortening:
+    """``source`` less the character ranges ``removed`` (in order, disjoint)."""
+
+    source: str
+    removed: tuple[Span, ...] = ()
+
+    @property
+    def text(self) -> str:
+        """What is left."""
+        pieces, at = [], 0
+        for start, end in self.removed:
+            pieces.append(self.source[at:start])
+            at = end
+        pieces.append(self.source[at:])
+        return "".join(pieces)
+
+    @property
+    def cut(self) -> int:
+        """Characters removed."""
+        return sum(end - start for start, end in self.removed)
 
 
 @dataclass(frozen=True)
@@ -42,10 +71,10 @@ class Goal:
     #: The target, from its ``⊢`` (or ``|``) line to the end.
     target: str
 
-    def render(self, drop: int = 0) -> str:
-        """The goal without its first ``drop`` hypotheses."""
-        lines = ([self.case] if self.case else []) + list(self.hypotheses[drop:]) + [self.target]
-        return "\n".join(lines)
+    def hypothesis_start(self, index: int) -> int:
+        """Where hypothesis ``index`` starts in the goal's text; the target's start for ``len(hypotheses)``."""
+        at = len(self.case) + 1 if self.case else 0
+        return at + sum(len(h) + 1 for h in self.hypotheses[:index])
 
 
 def parse_goal(text: str) -> Goal | None:
@@ -80,36 +109,61 @@ def _fewest(n: int, fits: Callable[[int], bool]) -> int | None:
     return lo
 
 
-def shorten_state(state: str, fits: Callable[[str], bool]) -> tuple[str, int]:
-    """The longest shortening of ``state`` that ``fits``, in the order the module names, and the characters cut.
+def _trailing(state: str, goals: list[str], k: int) -> tuple[Span, ...]:
+    """The range that holds the last ``k`` goals of ``state``."""
+    end = len(GOAL_SEPARATOR.join(goals[: len(goals) - k]))
+    return ((end, len(state)),) if end < len(state) else ()
+
+
+def _main_without(state: str, goals: list[str], main: Goal, d: int) -> Shortening:
+    """The main goal alone, without its first ``d`` hypotheses."""
+    first, kept = main.hypothesis_start(0), main.hypothesis_start(d)
+    early = ((first, kept),) if kept > first else ()
+    return Shortening(state, early + _trailing(state, goals, len(goals) - 1))
+
+
+def shorten_state(state: str, fits: Callable[[Shortening], bool]) -> Shortening:
+    """The longest shortening of ``state`` that ``fits``, in the order the module names.
 
     ``fits`` must be monotone (a shorter text fits whenever a longer one does); it is called
-    O(log) times, so it may count tokens. Raises GoalDoesNotFit when the main goal's target
-    alone does not fit.
+    O(log) times. Raises GoalDoesNotFit when the main goal's target alone does not fit.
     """
-    if fits(state):
-        return state, 0
+    whole = Shortening(state)
+    if fits(whole):
+        return whole
     goals = state.split(GOAL_SEPARATOR)
     main = parse_goal(goals[0])
     if main is None:
         return keep_tail(state, fits)
     # 1. Trailing goals: keep the most that fit with the whole main goal.
-    dropped = _fewest(len(goals) - 1, lambda k: fits(GOAL_SEPARATOR.join(goals[: len(goals) - k])))
+    dropped = _fewest(len(goals) - 1, lambda k: fits(Shortening(state, _trailing(state, goals, k))))
     if dropped is not None:
-        kept = GOAL_SEPARATOR.join(goals[: len(goals) - dropped])
-        return kept, len(state) - len(kept)
+        return Shortening(state, _trailing(state, goals, dropped))
     # 2. The main goal alone, without its earliest hypotheses.
-    drop = _fewest(len(main.hypotheses), lambda d: fits(main.render(d)))
+    drop = _fewest(len(main.hypotheses), lambda d: fits(_main_without(state, goals, main, d)))
     if drop is None:
         raise GoalDoesNotFit("the main goal's target does not fit even without its hypotheses and the other goals")
-    kept = main.render(drop)
-    return kept, len(state) - len(kept)
+    return _main_without(state, goals, main, drop)
 
 
-def keep_tail(text: str, fits: Callable[[str], bool]) -> tuple[str, int]:
+def shortest(state: str) -> Shortening:
+    """The least that ``shorten_state`` ever keeps: the main goal's ``case`` line and target; nothing, for
+    text in another shape. When that does not fit, nothing does."""
+    goals = state.split(GOAL_SEPARATOR)
+    main = parse_goal(goals[0])
+    if main is None:
+        return Shortening(state, ((0, len(state)),) if state else ())
+    return _main_without(state, goals, main, len(main.hypotheses))
+
+
+def keep_tail(text: str, fits: Callable[[Shortening], bool]) -> Shortening:
     """Text without goal structure (a state in another shape, the file context): drop the fewest leading
-    characters so that the rest ``fits``, and say how many; GoalDoesNotFit when not even "" fits."""
-    cut = _fewest(len(text), lambda c: fits(text[c:]))
+    characters so that the rest ``fits``; GoalDoesNotFit when not even "" fits."""
+
+    def without_first(c: int) -> Shortening:
+        return Shortening(text, ((0, c),) if c else ())
+
+    cut = _fewest(len(text), lambda c: fits(without_first(c)))
     if cut is None:
         raise GoalDoesNotFit("even an empty state does not fit")
-    return text[cut:], cut
+    return without_first(cut)

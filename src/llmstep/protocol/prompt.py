@@ -11,17 +11,27 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 __all__ = [
-    "DECODER_SEP",
     "LLMSTEP_FORMAT",
+    "Prompt",
     "PromptFormat",
     "cut_at_first_stop",
     "join_suggestion",
-    "split_decoder_prefix",
 ]
 
-#: Between an encoder-decoder prompt's encoder input and its decoder prefix. A control
-#: character (ASCII unit separator) that Lean never prints, so it cannot clash with a state.
-DECODER_SEP = "\x1f"
+
+@dataclass(frozen=True)
+class Prompt:
+    """What a backend is asked to continue, in named parts: nothing is packed into the text to split again.
+
+    A causal model continues ``text``. An encoder-decoder model reads ``text`` in its encoder and
+    continues ``decoder_prefix`` (the user's prefix) in its decoder. ``token_ids`` is ``text``
+    encoded by the backend's own tokenizer, special tokens included, when the engine already
+    encoded it to fit the window; the backend then uses them instead of encoding ``text`` again.
+    """
+
+    text: str
+    decoder_prefix: str = ""
+    token_ids: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -32,9 +42,8 @@ class PromptFormat:
     source before the call) and ``{prefix}``. For a causal model it ends in
     ``{prefix}`` and the model continues right after it. For an
     encoder-decoder model (``encoder_decoder``) the template is the encoder
-    input only, and the prefix becomes the start of the decoder's output:
-    :meth:`render` joins the two with :data:`DECODER_SEP`, which the seq2seq
-    backend splits on. ``stop`` lists the strings that end a step (the
+    input only, and the prefix becomes the start of the decoder's output
+    (:meth:`prompt` puts it in its own field). ``stop`` lists the strings that end a step (the
     end-of-text token ends it too, and is handled by the backend); ``remove``
     lists strings deleted from the continuation, such as ReProver's premise
     marks ``<a>``/``</a>``.
@@ -75,10 +84,14 @@ class PromptFormat:
         return "{context}" in self.template and "{state}" not in self.template
 
     def render(self, state: str, prefix: str = "", context: str = "") -> str:
-        """The prompt for ``state``, ending in ``prefix`` for the model to continue."""
+        """The template filled in: a causal model's whole prompt, an encoder-decoder model's encoder input."""
         # str.format does not re-read braces inside the values, so Lean's `{x : α}` is safe.
-        text = self.template.format(state=state, prefix=prefix, context=context)
-        return text + DECODER_SEP + prefix if self.encoder_decoder else text
+        return self.template.format(state=state, prefix=prefix, context=context)
+
+    def prompt(self, text: str, prefix: str, token_ids: tuple[int, ...] | None = None) -> Prompt:
+        """The backend's prompt for a rendered ``text``: an encoder-decoder model continues ``prefix``
+        in its decoder; a causal model's ``text`` already ends in it."""
+        return Prompt(text, prefix if self.encoder_decoder else "", token_ids)
 
     def clean(self, continuation: str) -> str:
         """``continuation`` without the marks the model was trained to emit but Lean must not see."""
@@ -100,12 +113,6 @@ LLMSTEP_FORMAT = PromptFormat(
     template="[GOAL]{state}[PROOFSTEP]{prefix}",
     stop=("[END]", "\n", "[GOAL]", "[PROOFSTEP]"),
 )
-
-
-def split_decoder_prefix(prompt: str) -> tuple[str, str]:
-    """An encoder-decoder prompt's encoder input and decoder prefix; no separator means no prefix."""
-    encoder, sep, prefix = prompt.partition(DECODER_SEP)
-    return (encoder, prefix) if sep else (prompt, "")
 
 
 def cut_at_first_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:

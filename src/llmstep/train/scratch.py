@@ -1,8 +1,14 @@
 """Training a small proofstep model from nothing: a byte-level BPE tokenizer and a GPT-NeoX.
 
 The tokenizer is trained on the data itself, with ``[GOAL]``, ``[PROOFSTEP]``
-and ``[END]`` as single special tokens plus ``<|endoftext|>`` (eos) and
-``<|padding|>``; byte-level BPE round-trips any Lean text (⊢ ∀ ℕ α …) exactly.
+and ``[END]`` as single special tokens plus ``<|endoftext|>`` (eos),
+``<|padding|>`` and ``<s>``, a BOS that starts every encoding as LLaMA's does;
+byte-level BPE round-trips any Lean text (⊢ ∀ ℕ α …) exactly. Text is split
+into words as GPT-2 splits it, except that a newline joins the word after it,
+as newlines join neighbouring whitespace in GPT-2's and LLaMA 3's vocabularies:
+so a newline is usually inside a longer token (``\n⊢``), and code that assumed
+one token per stop string, or a prompt without its BOS, goes wrong on these
+models in tests too.
 The presets are for tests, demos and benchmarks, not for good suggestions:
 ``tiny`` memorises a dozen pairs in seconds on a CPU. The training itself is
 ``finetune.train_model``.
@@ -21,6 +27,7 @@ from llmstep.protocol.prompt import LLMSTEP_FORMAT
 from llmstep.train.finetune import TrainConfig, TrainResult, data_metadata, resume_checkpoint, train_model
 
 __all__ = [
+    "BOS_TOKEN",
     "EOS_TOKEN",
     "PAD_TOKEN",
     "PRESETS",
@@ -35,6 +42,9 @@ __all__ = [
 
 EOS_TOKEN = "<|endoftext|>"
 PAD_TOKEN = "<|padding|>"
+BOS_TOKEN = "<s>"
+#: GPT-2's split into words, with a newline kept on the word after it (``\n⊢``, ``\nh``).
+WORDS = r"\n[^\s\p{L}\p{N}]+|\n\p{L}+|'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
 #: The markers of llmstep's format; each must be one token so the model can't split or misspell them.
 PROMPT_TOKENS = ("[GOAL]", "[PROOFSTEP]", "[END]")
 
@@ -68,23 +78,32 @@ def _preset(name: str) -> ScratchPreset:
 
 
 def build_tokenizer(texts: Iterable[str], vocab_size: int) -> Any:
-    """A ``PreTrainedTokenizerFast`` with byte-level BPE trained on ``texts``."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    """A ``PreTrainedTokenizerFast`` with byte-level BPE trained on ``texts``, adding a BOS to every encoding."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
     core = Tokenizer(models.BPE())
-    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(WORDS), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
     core.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
-        special_tokens=[EOS_TOKEN, PAD_TOKEN, *PROMPT_TOKENS],
+        special_tokens=[EOS_TOKEN, PAD_TOKEN, BOS_TOKEN, *PROMPT_TOKENS],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),  # all 256 bytes, so nothing is ever unknown
         show_progress=False,
     )
     core.train_from_iterator(texts, trainer)
+    bos_id = core.token_to_id(BOS_TOKEN)
+    core.post_processor = processors.TemplateProcessing(
+        single=f"{BOS_TOKEN} $A", pair=f"{BOS_TOKEN} $A $B", special_tokens=[(BOS_TOKEN, bos_id)]
+    )
     return PreTrainedTokenizerFast(
         tokenizer_object=core,
-        bos_token=EOS_TOKEN,
+        bos_token=BOS_TOKEN,
         eos_token=EOS_TOKEN,
         pad_token=PAD_TOKEN,
         additional_special_tokens=list(PROMPT_TOKENS),
@@ -103,7 +122,7 @@ def build_model(tokenizer: Any, preset: str | ScratchPreset) -> Any:
     from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
     p = _preset(preset) if isinstance(preset, str) else preset
-    eos_id = tokenizer.eos_token_id
+    eos_id, bos_id = tokenizer.eos_token_id, tokenizer.bos_token_id
     end_id = tokenizer.convert_tokens_to_ids("[END]")
     config = GPTNeoXConfig(
         vocab_size=len(tokenizer),
@@ -112,7 +131,7 @@ def build_model(tokenizer: Any, preset: str | ScratchPreset) -> Any:
         num_attention_heads=p.num_heads,
         intermediate_size=p.intermediate_size,
         max_position_embeddings=2048,  # rotary, so only the cache size; longer pairs are dropped anyway
-        bos_token_id=eos_id,
+        bos_token_id=bos_id,
         eos_token_id=eos_id,
         pad_token_id=tokenizer.pad_token_id,
     )
