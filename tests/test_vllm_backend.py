@@ -184,7 +184,9 @@ def test_a_multi_token_stop_string_is_scored_to_its_first_token(tokenizer: Any) 
 
 def test_max_tokens_ends_with_length(tokenizer: Any) -> None:
     engine = StandInLLM(tokenizer, ["exact Nat.succ_le_succ h[END]"])
-    (cands,) = backend_for(engine).generate([Prompt("[GOAL]x[PROOFSTEP]")], GenerationParams(num_samples=1, max_new_tokens=2))
+    (cands,) = backend_for(engine).generate(
+        [Prompt("[GOAL]x[PROOFSTEP]")], GenerationParams(num_samples=1, max_new_tokens=2)
+    )
     assert cands[0].finish_reason == "length" and len(cands[0].token_logprobs) == 2
 
 

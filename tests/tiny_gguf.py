@@ -45,11 +45,10 @@ def write_tiny_llama_gguf(path: Path, texts: list[str], *, seed: int = 0) -> tup
     """Write ``path``; returns the (model, tokenizer) it encodes."""
     import gguf
     import torch
+    from tokenizers import pre_tokenizers
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from llmstep.train.scratch import build_tokenizer
-
-    from tokenizers import pre_tokenizers
 
     tokenizer = build_tokenizer(texts, vocab_size=400)
     # A GGUF names its pre-tokenizer ("default": GPT-2's split) rather than storing it; give the source the

@@ -39,7 +39,7 @@ class TokenizerTools:
         fast = bool(self.tokenizer.is_fast)
         with self.tokenize_lock:
             enc = self.tokenizer(text, return_offsets_mapping=fast)
-        offsets = tuple((int(a), int(b)) for a, b in enc["offset_mapping"]) if fast else None
+        offsets = tuple(enc["offset_mapping"]) if fast else None  # (start, end) tuples already
         return Encoding(tuple(enc["input_ids"]), offsets)
 
     def prompt_ids(self, prompts: Sequence[Prompt]) -> list[list[int]]:

@@ -40,22 +40,21 @@ class Fitted:
 
 
 class _Removed:
-    """How many tokens of one encoding lie inside character ranges of one field of the rendered prompt."""
+    """How many tokens of one encoding lie inside character ranges of the rendered prompt's fields."""
 
-    def __init__(self, encoding: Encoding, field_starts: Sequence[int]) -> None:
+    def __init__(self, encoding: Encoding) -> None:
         assert encoding.offsets is not None
         spans = [span for span in encoding.offsets if span[1] > span[0]]  # special tokens cover no text
         self.starts = [a for a, _ in spans]
         self.ends = [b for _, b in spans]
-        self.field_starts = field_starts
 
-    def tokens(self, removed: Sequence[Span]) -> int:
-        """Tokens wholly inside ``removed`` (ranges of the field, at each place it appears): what removing saves.
+    def tokens(self, field_starts: Sequence[int], removed: Sequence[Span]) -> int:
+        """Tokens wholly inside ``removed`` (ranges of a field, at each of ``field_starts``): what removing saves.
 
         A token reaching across a range's edge is counted as kept; the edge re-encodes a little
         differently anyway, which the caller's check of the chosen prompt settles."""
         gone = 0
-        for base in self.field_starts:
+        for base in field_starts:
             for start, end in removed:
                 first = bisect.bisect_left(self.starts, base + start)  # the first token starting inside
                 last = bisect.bisect_right(self.ends, base + end)  # past the last token ending inside
@@ -149,10 +148,10 @@ def _estimator(fmt: PromptFormat, whole: Encoding, state: str, prefix: str, cont
     context_at = _field_starts(fmt.template, values, "context")
     if whole.offsets is None or state_at is None or context_at is None:
         return None
-    by_state, by_context = _Removed(whole, state_at), _Removed(whole, context_at)
+    removed = _Removed(whole)
     total = len(whole.ids)
 
     def estimate(s: Shortening, c: Shortening) -> int:
-        return total - by_state.tokens(s.removed) - by_context.tokens(c.removed)
+        return total - removed.tokens(state_at, s.removed) - removed.tokens(context_at, c.removed)
 
     return estimate
