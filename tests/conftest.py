@@ -23,7 +23,7 @@ import pytest
 from llmstep.backends import Backend
 from llmstep.config import DecodingConfig, ModelConfig, ServeConfig
 
-from support import live_server, own_pairs, real_pairs
+from support import LOOP_STATE, LOOP_TACTIC, MIXED_STATE, live_server, own_pairs, real_pairs
 
 
 @pytest.fixture(autouse=True)
@@ -67,3 +67,12 @@ def beam_server_url(hf_backend: Backend) -> Iterator[str]:
     config = ServeConfig(decoding=DecodingConfig(decoding="beam", num_samples=5))
     with live_server(config, hf_backend) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def looping_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project's pairs, plus a state whose tactic loops and one whose tactic may loop or be ``simp``."""
+    from tiny_model import train_tiny_model
+
+    pairs = [*own_pairs(), (LOOP_STATE, LOOP_TACTIC), (MIXED_STATE, "simp"), (MIXED_STATE, LOOP_TACTIC)]
+    return train_tiny_model(pairs, tmp_path_factory.mktemp("looping-model"))

@@ -159,3 +159,10 @@ def serve_process(*args: str) -> Iterator[tuple[str, subprocess.Popen]]:
         if proc.poll() is None:
             proc.kill()
         proc.wait(timeout=30)
+
+
+#: A state the looping model (conftest's ``looping_model_dir``) answers with a tactic that repeats itself.
+LOOP_STATE = "x r : ℝ\nhxr : |x| < r\n⊢ |x| ≤ r"
+#: A state it answers with ``simp`` or with the looping tactic.
+MIXED_STATE = "x : ℝ\nhx : |x| < 1\n⊢ |x| ≤ 1"
+LOOP_TACTIC = "have : " + "hxr.abs := " * 40

@@ -22,7 +22,7 @@ from llmstep.engine import SuggestionEngine
 from llmstep.errors import ConfigError, ModelUnavailable
 from llmstep.protocol.prompt import Prompt
 
-from support import own_pairs
+from support import LOOP_STATE, MIXED_STATE, own_pairs
 
 PAIRS = own_pairs()
 QUANTIZATIONS = ["float32", "int8"]
@@ -128,6 +128,27 @@ def test_one_batch_answers_like_single_prompts(ct2_backends: dict[str, Backend])
     single = [backend.generate([p], params)[0] for p in prompts]
     assert [[c.text for c in row] for row in batched] == [[c.text for c in row] for row in single]
     assert [row[0].text.strip() for row in batched] == [t for _, t in PAIRS[:4]]
+
+
+def test_a_looping_sample_is_cut_alone_and_its_request_answers(looping_model_dir: Path, tmp_path: Path) -> None:
+    """Each sample is a batch example of its own, so the callback ends a looping row without the others:
+    the request answers from the rows that finished, and counts the rows the guard cut."""
+    out = tmp_path / "looping-ct2"
+    assert run_cli("convert", "ct2", str(looping_model_dir), str(out), "--quantization", "float32") == 0
+    backend = load_backend(ModelConfig(model=str(out), backend="ct2", device="cpu", compute_type="float32"))
+    engine = SuggestionEngine(backend, DecodingConfig(num_samples=8, temperature=1.0, max_new_tokens=120))
+    try:
+        reply = asyncio.run(engine.suggest(MIXED_STATE))
+        guarded = GenerationParams(num_samples=1, temperature=0.0, max_new_tokens=120, loop_guard=True)
+        unguarded = GenerationParams(num_samples=1, temperature=0.0, max_new_tokens=120)
+        ((cut,),) = backend.generate([Prompt(f"[GOAL]{LOOP_STATE}[PROOFSTEP]")], guarded)
+        ((whole,),) = backend.generate([Prompt(f"[GOAL]{LOOP_STATE}[PROOFSTEP]")], unguarded)
+    finally:
+        engine.close()
+        backend.close()
+    assert cut.finish_reason == "loop" and len(cut.token_logprobs) < 60
+    assert whole.finish_reason == "length" and len(whole.token_logprobs) == 120  # asked for no guard
+    assert 1 <= reply.dropped_samples < 8 and [s.tactic for s in reply.items] == ["simp"]
 
 
 def test_conversion_records_its_source_and_keeps_the_tokenizer(ct2_dirs: dict[str, Path]) -> None:

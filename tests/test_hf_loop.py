@@ -20,22 +20,19 @@ import pytest
 
 from llmstep.backends import load_backend
 from llmstep.backends.base import Candidate, GenerationParams, ShouldStop
+from llmstep.backends.candidates import repeats_itself
 from llmstep.backends.hf import HFBackend
-from llmstep.backends.hf_loop import repeats_itself
 from llmstep.config import DecodingConfig, EngineConfig, ModelConfig, ServeConfig
 from llmstep.engine import SuggestionEngine
 from llmstep.protocol.prompt import Prompt
 
-from support import live_server, own_pairs, wait_until
+from support import LOOP_STATE, LOOP_TACTIC, MIXED_STATE, live_server, own_pairs, wait_until
 
 PAIRS = own_pairs()
 PROMPTS = [Prompt(f"[GOAL]{state}[PROOFSTEP]") for state, _ in PAIRS]
 WAIT_S = 60
 
 #: On this state the looping model repeats ``hxr.abs := `` for ever; on MIXED_STATE it may, or may close the goal.
-LOOP_STATE = "x r : ℝ\nhxr : |x| < r\n⊢ |x| ≤ r"
-MIXED_STATE = "x : ℝ\nhx : |x| < 1\n⊢ |x| ≤ 1"
-LOOP_TACTIC = "have : " + "hxr.abs := " * 40
 #: A row of the looping model that never meets a stop: it runs to max_new_tokens (no loop guard asked).
 LONG_PROMPT = Prompt(f"[GOAL]{LOOP_STATE}[PROOFSTEP]")
 LONG = GenerationParams(num_samples=1, temperature=0.0, max_new_tokens=60)
@@ -72,15 +69,6 @@ def in_thread(fn: Callable[[], list[list[Candidate]]]) -> Future[list[list[Candi
 
     threading.Thread(target=run, daemon=True).start()
     return future
-
-
-@pytest.fixture(scope="module")
-def looping_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The project's pairs, plus a state whose tactic loops and one whose tactic may loop or be ``simp``."""
-    from tiny_model import train_tiny_model
-
-    pairs = [*PAIRS, (LOOP_STATE, LOOP_TACTIC), (MIXED_STATE, "simp"), (MIXED_STATE, LOOP_TACTIC)]
-    return train_tiny_model(pairs, tmp_path_factory.mktemp("looping-model"))
 
 
 def backend_of(model_dir: Path, **settings: int) -> HFBackend:

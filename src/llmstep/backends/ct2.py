@@ -3,8 +3,11 @@
 ``llmstep convert ct2 MODEL_DIR OUT_DIR`` writes the model directory this
 backend loads (weights, ctranslate2's config and the tokenizer). One
 ``generate_batch`` call decodes every prompt of a batch. Sampling and greedy
-decoding stop early once ``should_stop`` is True (ctranslate2's per-token
-``callback``); its beam search takes no callback, so a beam batch runs to its end.
+decoding give every sample a batch example of its own, so that ctranslate2's
+per-token ``callback`` can end each row on its own: at a stop string inside a
+longer token, when the loop guard sees it repeating itself (the row is then
+dropped, as on hf), or once ``should_stop`` is True. Its beam search takes no
+callback, so a beam batch runs to its end.
 
 Scores match the transformers backend: the mean untempered log-probability of
 the generated tokens, up to and including the token that ended the step.
@@ -26,16 +29,17 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from llmstep.backends.base import Candidate, GenerationParams, ShouldStop, never
-from llmstep.backends.candidates import TokenizerTools, cut_candidate
+from llmstep.backends.candidates import TokenizerTools, cut_candidate, repeats_itself, stop_tail
 from llmstep.config import ModelConfig
 from llmstep.convert.ct2 import PROVENANCE_FILE, import_ctranslate2, is_ct2_model_dir
 from llmstep.errors import ConfigError, ModelUnavailable, first_line
-from llmstep.protocol.prompt import Prompt
+from llmstep.protocol.prompt import Prompt, cut_at_first_stop
 
 __all__ = ["CT2Backend", "resolve_compute_type"]
 
@@ -66,35 +70,49 @@ def resolve_compute_type(compute_type: str, device: str, supported: set[str]) ->
     return chosen
 
 
-class _StepLog:
-    """The tokens and log-probabilities ctranslate2's callback reports, per prompt and hypothesis.
+class _Rows:
+    """ctranslate2's per-token callback, for a batch with one example per row (one sample each).
 
-    The callback's hypothesis numbers are decoding order, while results come sorted by score; a
-    result's log-probabilities are found by its prompt and its tokens instead (equal tokens after
-    the same prompt have equal log-probabilities, so duplicates need no telling apart).
+    It records each row's tokens and their untempered log-probabilities, and a True from it ends
+    that row alone: when a stop string shows in its text (a newline inside a longer token, which
+    no end token catches), when the loop guard sees it repeating itself, or once nobody wants the
+    answer. So a looping sample no longer runs to ``max_new_tokens`` while the batch waits for it.
     """
 
-    def __init__(self, should_stop: ShouldStop) -> None:
+    def __init__(
+        self, should_stop: ShouldStop, text_stops: tuple[str, ...], loop_guard: bool, decode: Callable[..., str]
+    ) -> None:
         self.should_stop = should_stop
-        self._steps: dict[tuple[int, int], tuple[list[int], list[float]]] = {}
-        self._by_tokens: dict[tuple[int, tuple[int, ...]], list[float]] | None = None
+        self.text_stops = text_stops
+        self.tail = stop_tail(text_stops)
+        self.loop_guard = loop_guard
+        self.decode = decode
+        self._tokens: dict[int, list[int]] = {}
+        self._logprobs: dict[int, list[float]] = {}
+        #: Rows the loop guard ended.
+        self.looped: set[int] = set()
 
     def __call__(self, step: Any) -> bool:
-        ids, logprobs = self._steps.setdefault((step.batch_id, step.hypothesis_id), ([], []))
+        ids = self._tokens.setdefault(step.batch_id, [])
         ids.append(step.token_id)
-        logprobs.append(step.log_prob)
-        return self.should_stop()
+        self._logprobs.setdefault(step.batch_id, []).append(step.log_prob)
+        if self.should_stop():
+            return True
+        if self.text_stops and cut_at_first_stop(self.decode(ids[-self.tail :]), self.text_stops)[1]:
+            return True
+        if self.loop_guard and repeats_itself(ids):
+            self.looped.add(step.batch_id)
+            return True
+        return False
 
-    def logprobs(self, batch_id: int, seq: Sequence[int]) -> list[float]:
-        """The per-token log-probabilities of result ``seq`` of prompt ``batch_id``."""
-        if self._by_tokens is None:  # indexed once, after decoding: results are looked up one by one
-            self._by_tokens = {(b, tuple(ids)): lps for (b, _), (ids, lps) in self._steps.items()}
-        logprobs = self._by_tokens.get((batch_id, tuple(seq)))
-        if logprobs is None:
-            raise RuntimeError(f"ctranslate2 reported no steps for a result of prompt {batch_id}")
-        if any(lp is None for lp in logprobs):
+    def logprobs(self, row: int, seq: Sequence[int]) -> list[float]:
+        """The per-token log-probabilities of row ``row``'s result ``seq``."""
+        ids, logprobs = self._tokens.get(row, []), self._logprobs.get(row, [])
+        if ids[: len(seq)] != list(seq):
+            raise RuntimeError(f"ctranslate2 reported other steps than the result of row {row}")
+        if any(lp is None for lp in logprobs[: len(seq)]):
             raise RuntimeError("ctranslate2 reported no log-probabilities for the generated tokens")
-        return logprobs
+        return logprobs[: len(seq)]
 
 
 def _check_model_dir(model: str) -> Path:
@@ -178,7 +196,6 @@ class CT2Backend(TokenizerTools):
         """One ``generate_batch`` for all prompts; see :class:`~llmstep.backends.base.Backend`."""
         prompt_ids = self.prompt_ids(prompts)
         stop_ids = self._stop_token_ids(params.stop)
-        steps = _StepLog(should_stop)
         with self._lock:
             if params.seed is not None:
                 self._ct2.set_random_seed(params.seed)
@@ -188,18 +205,29 @@ class CT2Backend(TokenizerTools):
                         "ctranslate2 does not reproduce seeded sampling (OpenNMT/CTranslate2#1757): the seed is "
                         "passed on, but equal seeds may sample differently; use --backend hf for reproducible samples"
                     )
-            results = self.generator.generate_batch(
-                [self._tokens(ids) for ids in prompt_ids],
-                max_length=params.max_new_tokens,  # counts generated tokens only, as the prompt is not in the result
-                end_token=sorted(stop_ids),
-                return_end_token=True,  # keep the stop token: it is scored, like in the transformers backend
-                include_prompt_in_result=False,
-                **self._decoding_options(params, steps),
-            )
+            options: dict[str, Any] = {
+                "max_length": params.max_new_tokens,  # generated tokens only: the prompt is not in the result
+                "end_token": sorted(stop_ids),
+                "return_end_token": True,  # keep the stop token: it is scored, like in the transformers backend
+                "include_prompt_in_result": False,
+            }
             if params.decoding == "beam":
-                logprobs = self._rescore(prompt_ids, [r.sequences_ids for r in results])
-            else:
-                logprobs = [[steps.logprobs(b, seq) for seq in r.sequences_ids] for b, r in enumerate(results)]
+                return self._beam(prompt_ids, params, stop_ids, options)
+            return self._sample(prompt_ids, params, stop_ids, should_stop, options)
+
+    def _beam(
+        self, prompt_ids: list[list[int]], params: GenerationParams, stop_ids: set[int], options: dict[str, Any]
+    ) -> list[list[Candidate]]:
+        """Beam search (no callback: it runs to its end), its hypotheses re-scored in one ``score_batch``."""
+        n = params.num_samples
+        results = self.generator.generate_batch(
+            [self._tokens(ids) for ids in prompt_ids],
+            beam_size=n,
+            num_hypotheses=n,
+            length_penalty=BEAM_LENGTH_PENALTY,
+            **options,
+        )
+        logprobs = self._rescore(prompt_ids, [r.sequences_ids for r in results])
         return [
             [
                 cut_candidate(seq, lps, stop_ids, params.stop, self._decode)
@@ -208,24 +236,39 @@ class CT2Backend(TokenizerTools):
             for r, per_seq in zip(results, logprobs, strict=True)
         ]
 
-    @staticmethod
-    def _decoding_options(params: GenerationParams, steps: _StepLog) -> dict[str, Any]:
-        if params.decoding == "beam":
-            n = params.num_samples
-            return {"beam_size": n, "num_hypotheses": n, "length_penalty": BEAM_LENGTH_PENALTY}
-        # The callback is called for every generated token (beam_size 1 only): it records the token's
-        # log-probability, and a True from it ends that prompt's decoding. Greedy decoding reports
-        # the log-probability only with return_scores (sampling always does).
-        per_token = {"callback": steps, "return_scores": True}
-        if params.temperature == 0.0:
-            return {"beam_size": 1, "num_hypotheses": 1, "sampling_topk": 1, **per_token}
-        return {
-            "beam_size": 1,
-            "num_hypotheses": params.num_samples,
-            "sampling_topk": 0,  # the whole distribution, as llmstep samples
-            "sampling_temperature": params.temperature,
-            **per_token,
-        }
+    def _sample(
+        self,
+        prompt_ids: list[list[int]],
+        params: GenerationParams,
+        stop_ids: set[int],
+        should_stop: ShouldStop,
+        options: dict[str, Any],
+    ) -> list[list[Candidate]]:
+        """Sampling or greedy decoding, one batch example per sample, so that the callback can end rows one
+        by one. Greedy decoding reports log-probabilities only with ``return_scores`` (sampling always does)."""
+        per_prompt = 1 if params.temperature == 0.0 else params.num_samples
+        rows = _Rows(should_stop, self._text_stops(params.stop), params.loop_guard, self._decode)
+        sampling = (
+            {"sampling_topk": 1}
+            if params.temperature == 0.0
+            # The whole distribution, as llmstep samples.
+            else {"sampling_topk": 0, "sampling_temperature": params.temperature}
+        )
+        results = self.generator.generate_batch(
+            [self._tokens(ids) for ids in prompt_ids for _ in range(per_prompt)],
+            beam_size=1,
+            num_hypotheses=1,
+            callback=rows,
+            return_scores=True,
+            **sampling,
+            **options,
+        )
+        candidates = []
+        for row, result in enumerate(results):
+            seq = result.sequences_ids[0]
+            cand = cut_candidate(seq, rows.logprobs(row, seq), stop_ids, params.stop, self._decode)
+            candidates.append(replace(cand, finish_reason="loop") if row in rows.looped else cand)
+        return [candidates[i * per_prompt : (i + 1) * per_prompt] for i in range(len(prompt_ids))]
 
     def _rescore(self, prompt_ids: list[list[int]], hypotheses: list[list[list[int]]]) -> list[list[list[float]]]:
         """Per-token log-probabilities of every hypothesis, from one ``score_batch`` over prompt + continuation."""

@@ -32,38 +32,17 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from llmstep.backends.base import GenerationParams, ShouldStop
+from llmstep.backends.candidates import repeats_itself, stop_tail
 from llmstep.errors import ModelUnavailable
 from llmstep.protocol.prompt import cut_at_first_stop
 
-__all__ = ["LOOP_MAX_PERIOD", "LOOP_MIN_SPAN", "LOOP_REPEATS", "DecodingLoop", "LoopStats", "Row", "repeats_itself"]
+__all__ = ["DecodingLoop", "LoopStats", "Row"]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: The loop guard: a row whose tail is one block of at most LOOP_MAX_PERIOD tokens repeated
-#: LOOP_REPEATS times in a row, over at least LOOP_MIN_SPAN tokens, is repeating itself. On the 563
-#: real tactics of the LeanDojo sample and llmstep's miniF2F traces (first lines), no tactic repeats a
-#: block more than 3.5 times over 12 tokens or more (``apply_rules [sq_nonneg, mul_nonneg, mul_nonneg,
-#: mul_nonneg]``), with the test tokenizer or the benchmark model's: 5 leaves a margin. A looping
-#: sample (``hxr.abs := hxr.abs := ...``) is cut after 5 repeats instead of running to the cap.
-LOOP_REPEATS = 5
-LOOP_MAX_PERIOD = 16
-LOOP_MIN_SPAN = 12
-
 Finish = Literal["stop", "length", "loop"]
-
-
-def repeats_itself(tokens: Sequence[int]) -> bool:
-    """Whether ``tokens`` ends in a block repeated LOOP_REPEATS times over LOOP_MIN_SPAN tokens or more."""
-    n = len(tokens)
-    for period in range(1, LOOP_MAX_PERIOD + 1):
-        span = max(LOOP_REPEATS * period, LOOP_MIN_SPAN)
-        if span > n or tokens[-1] != tokens[-1 - period]:
-            continue
-        if all(tokens[i] == tokens[i - period] for i in range(n - span + period, n)):
-            return True
-    return False
 
 
 @dataclass(eq=False)
@@ -91,11 +70,7 @@ class Row:
 
 
 def _ends_in_stop(tokens: list[int], req: LoopRequest, decode: Callable[[Sequence[int]], str]) -> bool:
-    """Whether the text now holds one of the request's multi-token stop strings; decodes the tail only.
-
-    A stop string of c characters spans at most 4c byte-level tokens (UTF-8), so a stop that the newest
-    token completes lies within the last 4c + 1 tokens.
-    """
+    """Whether the text now holds one of the request's text stops; decodes the tail only (``stop_tail``)."""
     return cut_at_first_stop(decode(tokens[-req.stop_tail :]), req.text_stops)[1]
 
 
@@ -123,7 +98,7 @@ class LoopRequest:
         sampling = self.params.temperature > 0.0
         self.samples = self.params.num_samples if sampling else 1
         self.rows = [Row(self, i) for i in range(len(self.prompts) * self.samples)]
-        self.stop_tail = 4 * max((len(s) for s in self.text_stops), default=0) + 1
+        self.stop_tail = stop_tail(self.text_stops)
 
     @property
     def span(self) -> int:
