@@ -1,6 +1,6 @@
 """Requests per second with 1, 2, 4, 8 and 32 concurrent clients: ``llmstep serve`` (hf, ct2) and the baseline.
 
-    python benchmarks/throughput.py [--rounds 2] [--backends hf,ct2]
+    python benchmarks/throughput.py [--rounds 2] [--repeats 3] [--backends hf,ct2]
 
 Every server runs as its own process on the same model, with its defaults (10 samples at T=0.5, the
 cache on): ours on the transformers backend and on CTranslate2 int8, the baseline generating and
@@ -8,16 +8,20 @@ serving the way the original llmstep server does (baseline.py). The workload is 
 runtime cases, each twice per round with a different number of trailing spaces, so that no request
 repeats and the cache never answers (issue #16 measured it so). Clients take the next request as
 soon as they have an answer; a cell's figure is requests answered over the time to answer them all.
-Ratios: against the baseline at the same number of clients, and against our own 1-client figure.
-Writes results/throughput.json.
+Our servers visit every level ``--repeats`` times, in a rotated order each time (1, 2, 4, 8, 32, then
+2, 4, 8, 32, 1, ...), so that drifts of the machine fall on every level alike; a level's figure is
+the median of its repeats. Ratios: against the baseline at the same number of clients, and against
+our own 1-client median. Writes results/throughput.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import queue
+import statistics
 import threading
 import time
+from typing import Any
 
 import httpx
 
@@ -36,9 +40,9 @@ from common import (
 CONCURRENCY = (1, 2, 4, 8, 32)
 
 
-def workload(cases: list[dict[str, str]], rounds: int, level: int) -> list[dict[str, str]]:
-    """Each case twice per round, salted with trailing spaces: distinct across rounds and levels, no cache hits."""
-    salts = range(2 * rounds * level, 2 * rounds * (level + 1))
+def workload(cases: list[dict[str, str]], rounds: int, visit: int) -> list[dict[str, str]]:
+    """Each case twice per round, salted with trailing spaces: distinct across rounds and visits, no cache hits."""
+    salts = range(2 * rounds * visit, 2 * rounds * (visit + 1))
     return [{"tactic_state": c["tactic_state"] + " " * salt, "prefix": c["prefix"]} for salt in salts for c in cases]
 
 
@@ -79,6 +83,7 @@ def measure(url: str, requests: list[dict[str, str]], clients: int) -> dict[str,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2, help="passes over the cases (each twice) for our servers")
+    parser.add_argument("--repeats", type=int, default=3, help="visits of every level, rotated, for our servers")
     parser.add_argument("--backends", default="hf,ct2", help="our backends to measure, comma-separated")
     args = parser.parse_args()
     cases = runtime_cases()
@@ -90,15 +95,27 @@ def main() -> None:
             print(f"skipping {backend}: ctranslate2 is not installed")
             continue
         servers[backend] = llmstep_serve(model, "--backend", backend)
-    results: dict[str, dict[str, dict[str, float]]] = {}
+    results: dict[str, dict[str, dict[str, Any]]] = {}
     for name, command in servers.items():
-        # The baseline serves one request at a time, whatever the clients: one round is enough to see it.
-        rounds = 1 if name == "baseline" else args.rounds
+        # The baseline serves one request at a time, whatever the clients: one visit of one round shows it.
+        rounds, repeats = (1, 1) if name == "baseline" else (args.rounds, args.repeats)
         with server_process(command) as (url, _):
             warm_up = [{"tactic_state": c["tactic_state"] + "\t", "prefix": c["prefix"]} for c in cases[:4]]
             measure(url, warm_up, 1)
+            visits: dict[int, list[dict[str, float]]] = {c: [] for c in CONCURRENCY}
+            for repeat in range(repeats):
+                for k in range(len(CONCURRENCY)):
+                    level = (k + repeat) % len(CONCURRENCY)
+                    visit = repeat * len(CONCURRENCY) + level
+                    visits[CONCURRENCY[level]].append(measure(url, workload(cases, rounds, visit), CONCURRENCY[level]))
             results[name] = {
-                str(c): measure(url, workload(cases, rounds, level), c) for level, c in enumerate(CONCURRENCY)
+                str(c): {
+                    "rps": statistics.median(v["rps"] for v in cells),
+                    "runs_rps": [round(v["rps"], 3) for v in cells],
+                    "requests": sum(v["requests"] for v in cells),
+                    "failed": sum(v["failed"] for v in cells),
+                }
+                for c, cells in visits.items()
             }
     size = parameter_count(model_dir) / 1e6
     print(f"model: {model_dir.name}, {size:.1f}M parameters; server defaults, no cache hits")
@@ -113,12 +130,18 @@ def main() -> None:
             o["vs_one_client"] = o["rps"] / results[name]["1"]["rps"]
             line += f" {o['rps']:9.2f} {o['vs_baseline']:5.2f}x {o['vs_one_client']:8.2f}x"
         print(line)
+    for name in ours:
+        print(
+            f"{name} runs (rps per visit): "
+            + "; ".join(f"{c}: {results[name][str(c)]['runs_rps']}" for c in CONCURRENCY)
+        )
     failures = sum(cell["failed"] for per in results.values() for cell in per.values())
     print(f"failures: {failures}")
     write_results(
         "throughput",
         {
-            "what": "requests per second, clients posting a fixed salted workload back to back; server defaults",
+            "what": "requests per second (median of the visits), clients posting a fixed salted workload back to "
+            "back; server defaults",
             "model": model_dir.name,
             "parameters": parameter_count(model_dir),
             "machine": machine(),

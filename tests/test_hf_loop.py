@@ -266,3 +266,28 @@ def test_the_loop_guard_spares_real_tactics(hf_backend: HFBackend) -> None:
     for _, tactic in PAIRS + real_pairs(limit=200):
         assert not cut_somewhere(tactic.split("\n")[0]), tactic  # the format stops a step at a newline
     assert cut_somewhere(LOOP_TACTIC)
+
+
+def test_finished_rows_are_dropped_in_bulk_with_the_same_answers(loop_backend: HFBackend) -> None:
+    """Dropping rows copies the cache, so finished rows wait until a fifth of the batch is finished; rows left
+    in are never touched again, so the answers are those of dropping each row as it finishes."""
+    engine = SuggestionEngine(
+        loop_backend, DecodingConfig(temperature=1.0, num_samples=6, seed=3), config=EngineConfig(cache_size=0)
+    )
+    states = [state for state, _ in PAIRS] + [MIXED_STATE]
+
+    async def together() -> list[list[tuple[str, float]]]:
+        replies = await asyncio.gather(*(engine.suggest(st) for st in states))
+        return [[(s.tactic, round(s.score, 4)) for s in r.items] for r in replies]
+
+    answers, compactions = {}, {}
+    try:
+        for fraction in (0.0, 0.5):
+            loop_backend.loop.compact_at = fraction
+            before = loop_backend.loop.stats.compactions
+            answers[fraction] = asyncio.run(together())
+            compactions[fraction] = loop_backend.loop.stats.compactions - before
+    finally:
+        engine.close()
+    assert answers[0.5] == answers[0.0]
+    assert compactions[0.5] < compactions[0.0]
