@@ -14,16 +14,18 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx
 import pytest
 
 from llmstep.backends import Backend, load_backend
-from llmstep.backends.base import GenerationParams
+from llmstep.backends.base import AsyncBackend, GenerationParams
 from llmstep.backends.openai import OpenAIBackend, completions_url
 from llmstep.config import DecodingConfig, EngineConfig, ModelConfig, ServeConfig
 from llmstep.engine import SuggestionEngine, Suggestions
 from llmstep.errors import ConfigError, GenerationTimeout, UpstreamError
 from llmstep.protocol.prompt import Prompt
 
+from doubles import GatedBackend
 from support import live_server, own_pairs
 
 PAIRS = own_pairs()
@@ -82,6 +84,44 @@ def test_requests_go_straight_upstream_not_through_a_batch_window(upstream_url: 
     assert (first.items[0].tactic, second.items[0].tactic) == (PAIRS[0][1], PAIRS[1][1])
     assert engine.stats()["largest_batch"] == 1  # each request was its own upstream call
     engine.close()
+
+
+def test_the_engine_awaits_the_upstream_on_its_loop(upstream_url: str) -> None:
+    """The async client answers as the blocking one does, each request its own call."""
+    backend = upstream(upstream_url)
+    assert isinstance(backend, AsyncBackend)
+    engine = SuggestionEngine(backend, DecodingConfig(temperature=0.0), config=EngineConfig(cache_size=0))
+
+    async def ask() -> list[Suggestions]:
+        try:
+            return list(await asyncio.gather(*(engine.suggest(state) for state, _ in PAIRS)))
+        finally:
+            await backend.aclose()
+
+    try:
+        replies = asyncio.run(ask())
+    finally:
+        engine.close()
+        backend.close()
+    assert [r.items[0].tactic for r in replies] == [t for _, t in PAIRS]
+    assert engine.stats()["batched_requests"] == len(PAIRS)
+
+
+def test_a_deadline_here_cancels_the_request_upstream() -> None:
+    """A downstream server's deadline cancels its awaited upstream request: the upstream llmstep server sees
+    the connection close and stops the generation, instead of decoding for nobody."""
+    upstream_backend = GatedBackend(rows=True)
+    try:
+        with live_server(ServeConfig(), upstream_backend) as up:
+            forwarding = upstream(up)
+            config = ServeConfig(engine=EngineConfig(request_timeout_s=0.5, cache_size=0))
+            with live_server(config, forwarding) as url:
+                r = httpx.post(url + "/v1/suggest", json={"tactic_state": "⊢ slow"}, timeout=30)
+                assert r.status_code == 504, r.text
+                assert upstream_backend.stop_seen.wait(30)  # the upstream stopped decoding for nobody
+            forwarding.close()
+    finally:
+        upstream_backend.release.set()
 
 
 def test_the_registry_builds_it_and_needs_an_url() -> None:

@@ -17,7 +17,16 @@ from typing import Literal, Protocol, runtime_checkable
 from llmstep.config import DecodingConfig
 from llmstep.protocol.prompt import Prompt
 
-__all__ = ["MIN_TEMPERATURE", "Backend", "Candidate", "Encoding", "GenerationParams", "ShouldStop", "never"]
+__all__ = [
+    "MIN_TEMPERATURE",
+    "AsyncBackend",
+    "Backend",
+    "Candidate",
+    "Encoding",
+    "GenerationParams",
+    "ShouldStop",
+    "never",
+]
 
 #: Below this, sampling is numerically unsafe and indistinguishable from greedy decoding.
 MIN_TEMPERATURE = 1e-3
@@ -127,4 +136,18 @@ class Backend(Protocol):
 
     def close(self) -> None:
         """Release the model's memory; the backend is unusable afterwards."""
+        ...
+
+
+@runtime_checkable
+class AsyncBackend(Backend, Protocol):
+    """A backend whose work is waiting on I/O (an upstream server): the engine awaits it on the event loop,
+    with no thread per request and no batcher in front, and cancelling the awaiting task cancels the work."""
+
+    async def generate_async(self, prompts: Sequence[Prompt], params: GenerationParams) -> list[list[Candidate]]:
+        """``generate``, awaited on the running loop."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release what belongs to the running loop (connections); ``close`` still releases the rest."""
         ...

@@ -4,9 +4,17 @@ The upstream can be another llmstep server, ``vllm serve``, llama.cpp's
 server, Ollama, or a hosted endpoint. Each prompt is one request (several
 prompts go out concurrently); the upstream applies the stop strings and
 returns per-token log-probabilities, whose mean is the score, as in the other
-backends. A request already sent runs to its end; ``should_stop`` only keeps
-the prompts not yet sent from going out. An upstream that sends no log-probabilities gets score 0.0 for
+backends. An upstream that sends no log-probabilities gets score 0.0 for
 every choice, so its own order ranks them.
+
+The server awaits :meth:`OpenAIBackend.generate_async` on its event loop: an
+``httpx.AsyncClient`` with pooled connections, no thread per request and no
+batcher in front (the upstream batches). Cancelling the awaiting task (the
+client left, the deadline passed) closes that request's connection, which
+vLLM and llmstep servers take as the end of the request. The blocking
+``generate`` (threads, a pooled ``httpx.Client``) serves plain callers; a
+request it has sent runs to its end, and ``should_stop`` only keeps the
+prompts not yet sent from going out.
 
 Every failure of the upstream is translated here, once: unreachable or a bad
 reply → :class:`~llmstep.errors.UpstreamError`, too slow →
@@ -15,6 +23,7 @@ reply → :class:`~llmstep.errors.UpstreamError`, too slow →
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -31,8 +40,10 @@ __all__ = ["OpenAIBackend", "completions_url"]
 
 #: OpenAI accepts at most four stop strings; the rest are applied here, after the reply.
 MAX_UPSTREAM_STOPS = 4
-#: Requests in flight at once for one batch of prompts.
+#: Requests in flight at once for one batch of prompts, on the blocking path.
 MAX_CONCURRENT_REQUESTS = 8
+#: Idle connections the async client keeps open to the upstream, for the next requests.
+MAX_KEEPALIVE = 64
 
 
 def completions_url(base_url: str) -> str:
@@ -100,8 +111,38 @@ class OpenAIBackend:
         # Servers that host one model ignore the name; vLLM and hosted APIs need it.
         self.model_id = config.upstream_model or config.model
         self.timeout_s = config.upstream_timeout_s
-        headers = {"Authorization": f"Bearer {config.upstream_api_key}"} if config.upstream_api_key else {}
-        self._client = httpx.Client(timeout=config.upstream_timeout_s, headers=headers)
+        self._headers = {"Authorization": f"Bearer {config.upstream_api_key}"} if config.upstream_api_key else {}
+        self._client = httpx.Client(timeout=config.upstream_timeout_s, headers=self._headers)
+        #: The async client and the event loop it belongs to: its connections cannot move to another loop.
+        self._async: tuple[asyncio.AbstractEventLoop, httpx.AsyncClient] | None = None
+
+    async def generate_async(self, prompts: Sequence[Prompt], params: GenerationParams) -> list[list[Candidate]]:
+        """One request per prompt, all at once, on the running loop; see the module docstring."""
+        client = self._async_client()
+
+        async def complete(prompt: Prompt) -> list[Candidate]:
+            body = self.request_body(prompt.text, params)
+            try:
+                response = await client.post(self.url, json=body)
+            except httpx.HTTPError as exc:
+                raise self._transport_error(exc) from exc
+            return self._candidates(self._reply(response), params)
+
+        return list(await asyncio.gather(*(complete(p) for p in prompts)))
+
+    def _async_client(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        if self._async is None or self._async[0] is not loop:
+            limits = httpx.Limits(max_connections=None, max_keepalive_connections=MAX_KEEPALIVE)
+            client = httpx.AsyncClient(timeout=self.timeout_s, headers=self._headers, limits=limits)
+            self._async = (loop, client)
+        return self._async[1]
+
+    async def aclose(self) -> None:
+        """Close the async client's connections; on the loop that used it (the server's, at shutdown)."""
+        if self._async is not None and self._async[0] is asyncio.get_running_loop():
+            await self._async[1].aclose()
+            self._async = None
 
     def generate(
         self, prompts: Sequence[Prompt], params: GenerationParams, should_stop: ShouldStop = never
@@ -138,19 +179,25 @@ class OpenAIBackend:
         """Send one request; every transport or protocol failure leaves as an llmstep error."""
         try:
             response = self._client.post(self.url, json=body)
-        except httpx.ConnectTimeout as exc:
-            raise UpstreamError(
-                f"cannot reach the upstream server at {self.url}: no connection within {self.timeout_s:g} s"
-            ) from exc
-        except httpx.TimeoutException as exc:
-            raise GenerationTimeout(
-                f"the upstream server at {self.url} did not answer within {self.timeout_s:g} s"
-            ) from exc
         except httpx.HTTPError as exc:
-            reason = str(exc) or type(exc).__name__
-            raise UpstreamError(
-                f"cannot reach the upstream server at {self.url}: {reason}; is it running? check --upstream-url"
-            ) from exc
+            raise self._transport_error(exc) from exc
+        return self._reply(response)
+
+    def _transport_error(self, exc: httpx.HTTPError) -> UpstreamError | GenerationTimeout:
+        """What a failed send means to the user: the server is unreachable, or too slow."""
+        if isinstance(exc, httpx.ConnectTimeout):
+            return UpstreamError(
+                f"cannot reach the upstream server at {self.url}: no connection within {self.timeout_s:g} s"
+            )
+        if isinstance(exc, httpx.TimeoutException):
+            return GenerationTimeout(f"the upstream server at {self.url} did not answer within {self.timeout_s:g} s")
+        reason = str(exc) or type(exc).__name__
+        return UpstreamError(
+            f"cannot reach the upstream server at {self.url}: {reason}; is it running? check --upstream-url"
+        )
+
+    def _reply(self, response: httpx.Response) -> dict[str, Any]:
+        """The completions reply, or an UpstreamError with the upstream's own words."""
         if not response.is_success:
             hint = "; check $LLMSTEP_UPSTREAM_API_KEY" if response.status_code in (401, 403) else ""
             raise UpstreamError(
@@ -169,7 +216,10 @@ class OpenAIBackend:
         return reply
 
     def _complete(self, prompt: str, params: GenerationParams) -> list[Candidate]:
-        reply = self._post(self.request_body(prompt, params))
+        return self._candidates(self._post(self.request_body(prompt, params)), params)
+
+    def _candidates(self, reply: dict[str, Any], params: GenerationParams) -> list[Candidate]:
+        """The reply's choices as candidates, cut at the stops the upstream did not apply."""
         candidates = []
         for choice in reply["choices"][: params.num_samples]:
             if not isinstance(choice, dict) or not isinstance(choice.get("text"), str):
@@ -188,5 +238,5 @@ class OpenAIBackend:
         return True
 
     def close(self) -> None:
-        """Close the connection pool."""
+        """Close the blocking client's connection pool (the async one is closed by ``aclose``, on its loop)."""
         self._client.close()

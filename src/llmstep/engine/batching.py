@@ -11,7 +11,9 @@ depend on whoever shared the batch.
 A backend that schedules rows itself (``Backend.schedules_rows``: hf sampling)
 gets each request as it comes instead, one call per request on a thread of its
 own, and shares decoding steps between them: merging whole requests here would
-only make each wait for the slowest.
+only make each wait for the slowest. An :class:`~llmstep.backends.base.AsyncBackend`
+(the openai upstream) is awaited on the caller's event loop, one call per
+request, with no thread at all.
 
 Callers await their jobs on the event loop; the worker never blocks it. A
 caller that stops waiting (its client left, its deadline passed) cancels its
@@ -33,7 +35,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from llmstep.backends.base import Backend, Candidate, GenerationParams
+from llmstep.backends.base import AsyncBackend, Backend, Candidate, GenerationParams
 from llmstep.errors import ModelUnavailable
 from llmstep.protocol.prompt import Prompt
 
@@ -110,6 +112,8 @@ class Batcher:
 
         Cancelling the caller cancels its jobs; ModelUnavailable once the batcher is closing.
         """
+        if isinstance(self.backend, AsyncBackend):
+            return await self._await_backend(self.backend, prompts, params)
         request = next(self._requests)
         jobs = [_Job(prompt, params, request) for prompt in prompts]
         direct = self.backend.schedules_rows(params)
@@ -129,6 +133,28 @@ class Batcher:
         finally:
             for job in jobs:
                 self._cancel(job)
+
+    async def _await_backend(
+        self, backend: AsyncBackend, prompts: list[Prompt], params: GenerationParams
+    ) -> list[list[Candidate]]:
+        """One awaited call for one request's prompts; cancelling the caller cancels it (counted as stopped)."""
+        if self._closing.is_set():
+            raise ModelUnavailable("the server is shutting down; retry in a moment")
+        with self._stats_lock:
+            self.stats.batches += 1
+            self.stats.requests += 1
+            self.stats.largest_batch = max(self.stats.largest_batch, 1)
+            self._pending += 1
+        try:
+            return await backend.generate_async(prompts, params)
+        except asyncio.CancelledError:
+            with self._stats_lock:
+                self.stats.cancelled += 1
+                self.stats.stopped += 1
+            raise
+        finally:
+            with self._stats_lock:
+                self._pending -= 1
 
     def _cancel(self, job: _Job) -> None:
         """Mark ``job`` unwanted; dropped if it has not started. A no-op on an answered job."""

@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from llmstep import __version__
 from llmstep.backends import Backend, load_backend
+from llmstep.backends.base import AsyncBackend
 from llmstep.config import ServeConfig
 from llmstep.engine import SuggestionEngine
 from llmstep.server.auth import BearerAuthMiddleware
@@ -43,6 +44,8 @@ def create_app(config: ServeConfig | None = None, backend: Backend | None = None
             # Fails queued work, stops running work and joins the worker (blocking, so off the loop):
             # once it returns the backend is idle, and only then may it be closed.
             await run_in_threadpool(engine.close)
+            if isinstance(loaded, AsyncBackend):
+                await loaded.aclose()  # its connections belong to this loop, whoever owns the backend
             if owned:
                 loaded.close()
 
