@@ -83,8 +83,7 @@ Count = Callable[[Shortening, Shortening], int]
 
 def _choose(state: str, context: str, count: Count, budget: int) -> tuple[Shortening, Shortening]:
     """The first shortening, in the module's order, within ``budget`` by ``count``; GoalDoesNotFit if none."""
-    whole = Shortening(state)
-    no_context = Shortening(context, ((0, len(context)),) if context else ())
+    whole, no_context = Shortening(state), Shortening.nothing_of(context)
     if context and count(whole, no_context) <= budget:
         return whole, keep_tail(context, lambda c: count(whole, c) <= budget)
     return shorten_state(state, lambda s: count(s, no_context) <= budget), no_context
@@ -120,22 +119,21 @@ def fit_prompt(
     whole = encode(text)
     if len(whole.ids) <= budget:
         return Fitted(fmt.prompt(text, prefix, whole.ids))
-    least = (shortest(state), Shortening(context, ((0, len(context)),) if context else ()))
-    if exact(*least) > budget:  # one encoding of a short text settles a refusal
+    if exact(shortest(state), Shortening.nothing_of(context)) > budget:  # one short encoding settles a refusal
         raise GoalDoesNotFit("even the main goal's target and the prefix do not fit")
     estimate = _estimator(fmt, whole, state, prefix, context)
-    aim = budget
-    for _ in range(MAX_ROUNDS if estimate is not None else 0):
-        assert estimate is not None
-        try:
-            s, c = _choose(state, context, estimate, aim)
-        except GoalDoesNotFit:
-            break  # the estimate is off by more than the least prompt's room: count exactly
-        text = render(s, c)
-        encoding = encode(text)
-        if len(encoding.ids) <= budget:
-            return fitted(s, c, text, encoding)
-        aim -= len(encoding.ids) - budget  # the cut merged tokens differently: cut that much more
+    if estimate is not None:
+        aim = budget
+        for _ in range(MAX_ROUNDS):
+            try:
+                s, c = _choose(state, context, estimate, aim)
+            except GoalDoesNotFit:
+                break  # the estimate is off by more than the least prompt's room: count exactly
+            text = render(s, c)
+            encoding = encode(text)
+            if len(encoding.ids) <= budget:
+                return fitted(s, c, text, encoding)
+            aim -= len(encoding.ids) - budget  # the cut merged tokens differently: cut that much more
     s, c = _choose(state, context, exact, budget)  # the least prompt fits, so this finds one
     text = render(s, c)
     return fitted(s, c, text, encode(text))

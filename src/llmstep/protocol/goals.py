@@ -44,6 +44,11 @@ class Shortening:
     source: str
     removed: tuple[Span, ...] = ()
 
+    @classmethod
+    def nothing_of(cls, source: str) -> Shortening:
+        """All of ``source`` removed."""
+        return cls(source, ((0, len(source)),) if source else ())
+
     @property
     def text(self) -> str:
         """What is left."""
@@ -152,7 +157,7 @@ def shortest(state: str) -> Shortening:
     goals = state.split(GOAL_SEPARATOR)
     main = parse_goal(goals[0])
     if main is None:
-        return Shortening(state, ((0, len(state)),) if state else ())
+        return Shortening.nothing_of(state)
     return _main_without(state, goals, main, len(main.hypotheses))
 
 
