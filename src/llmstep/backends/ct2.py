@@ -36,6 +36,7 @@ from typing import Any
 
 from llmstep.backends.base import Candidate, GenerationParams, ShouldStop, never
 from llmstep.backends.candidates import TokenizerTools, cut_candidate, repeats_itself, stop_tail
+from llmstep.backends.threads import decoding_threads
 from llmstep.config import ModelConfig
 from llmstep.convert.ct2 import PROVENANCE_FILE, import_ctranslate2, is_ct2_model_dir
 from llmstep.errors import ConfigError, ModelUnavailable, first_line
@@ -170,7 +171,14 @@ class CT2Backend(TokenizerTools):
             config.compute_type, device, set(ctranslate2.get_supported_compute_types(device))
         )
         try:
-            self.generator = ctranslate2.Generator(str(path), device=device, compute_type=self.compute_type)
+            # One batch at a time (the batcher merges requests), on every core this process may use.
+            self.generator = ctranslate2.Generator(
+                str(path),
+                device=device,
+                compute_type=self.compute_type,
+                inter_threads=1,
+                intra_threads=decoding_threads() if device == "cpu" else 0,
+            )
             self.tokenizer = AutoTokenizer.from_pretrained(path)
         except (RuntimeError, ValueError, OSError) as exc:
             raise ModelUnavailable(

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 from llmstep.backends.base import Candidate, GenerationParams, ShouldStop, never
 from llmstep.backends.candidates import TokenizerTools, cut_candidate
 from llmstep.backends.hf_loop import DecodingLoop, LoopRequest, Row
+from llmstep.backends.threads import decoding_threads
 from llmstep.config import ModelConfig
 from llmstep.errors import ModelUnavailable, first_line
 from llmstep.protocol.prompt import Prompt
@@ -36,7 +36,6 @@ __all__ = [
     "resolve_dtype",
     "stop_criteria",
     "token_logprobs",
-    "torch_threads",
 ]
 
 log = logging.getLogger(__name__)
@@ -66,19 +65,6 @@ def resolve_dtype(dtype: str, device: str) -> Any:
     if device == "mps":
         return torch.float16
     return torch.float32
-
-
-def torch_threads() -> int:
-    """Intra-op threads for the decoding loop: ``OMP_NUM_THREADS`` if set, else the cores this process may use.
-
-    Every forward pass runs on the loop's one thread, and request threads only tokenize and wait, so
-    the loop may take every core. The affinity mask, not the machine's core count, is what a
-    container or ``taskset`` allows; more threads than that make decoding and requests fight.
-    """
-    configured = os.environ.get("OMP_NUM_THREADS", "").strip()
-    if configured.isdigit() and int(configured) > 0:
-        return int(configured)
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _plain_cache(model: Any) -> bool:
@@ -235,7 +221,7 @@ class HFBackend(TokenizerTools):
             self._decode,
             max_rows=config.max_batch_rows,
             max_positions=config.max_batch_tokens,
-            threads=torch_threads(),
+            threads=decoding_threads(),
         )
 
     def schedules_rows(self, params: GenerationParams) -> bool:
