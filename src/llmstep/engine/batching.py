@@ -140,10 +140,8 @@ class Batcher:
         """One awaited call for one request's prompts; cancelling the caller cancels it (counted as stopped)."""
         if self._closing.is_set():
             raise ModelUnavailable("the server is shutting down; retry in a moment")
+        self._count_call(1)
         with self._stats_lock:
-            self.stats.batches += 1
-            self.stats.requests += 1
-            self.stats.largest_batch = max(self.stats.largest_batch, 1)
             self._pending += 1
         try:
             return await backend.generate_async(prompts, params)
@@ -167,6 +165,13 @@ class Batcher:
         with self._stats_lock:
             self.stats.cancelled += 1
             self.stats.dropped += dropped
+
+    def _count_call(self, requests: int) -> None:
+        """Count one backend call serving ``requests`` jobs (or one awaited request)."""
+        with self._stats_lock:
+            self.stats.batches += 1
+            self.stats.requests += requests
+            self.stats.largest_batch = max(self.stats.largest_batch, requests)
 
     def _answered(self, _: Future[list[Candidate]]) -> None:
         with self._stats_lock:
@@ -232,10 +237,7 @@ class Batcher:
         live = [job for job in batch if not job.unwanted.is_set() and job.future.set_running_or_notify_cancel()]
         if not live:
             return
-        with self._stats_lock:
-            self.stats.batches += 1
-            self.stats.requests += len(live)
-            self.stats.largest_batch = max(self.stats.largest_batch, len(live))
+        self._count_call(len(live))
         stopped = False
 
         def should_stop() -> bool:
