@@ -223,3 +223,45 @@ def test_ct2_stops_where_it_is_told_to(ct2_backends: dict[str, Backend], tempera
     (cut,) = backend.generate([Prompt(prompt)], params, should_stop=lambda: next(asked) >= 2)
     assert max(len(c.token_logprobs) for c in full) > 3  # with no stop string the model runs on past [END]
     assert cut and all(len(c.token_logprobs) <= 3 for c in cut)
+
+
+def test_requests_decode_on_parallel_workers_and_a_waiting_one_that_is_given_up_never_starts(
+    ct2_dirs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two workers: two calls are inside ctranslate2 at once (each held in its per-token callback, which runs
+    on ctranslate2's worker thread); a third waits for a worker, and once its caller has gone it returns
+    without generating. Through the engine, concurrent requests are never merged into one call."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # a budget of two threads: one for each worker
+    backend = load_backend(ModelConfig(model=str(ct2_dirs["int8"]), backend="ct2", device="cpu", ct2_workers=2))
+    params = GenerationParams(num_samples=1, temperature=0.0, max_new_tokens=4)
+    prompt = [Prompt("[GOAL]x : Nat\n⊢ x = x[PROOFSTEP]")]
+    entered = [threading.Event() for _ in range(3)]
+    release, gone = threading.Event(), threading.Event()
+
+    def held(k: int) -> bool:
+        entered[k].set()
+        assert release.wait(30)
+        return False
+
+    try:
+        assert backend.schedules_rows(params) and backend.workers == 2
+        with ThreadPoolExecutor(3) as pool:
+            first, second = (pool.submit(backend.generate, prompt, params, lambda k=k: held(k)) for k in range(2))
+            assert entered[0].wait(30) and entered[1].wait(30)  # both workers decode at once
+            third = pool.submit(backend.generate, prompt, params, lambda: gone.is_set() or held(2))
+            gone.set()  # its caller leaves while it waits for a worker
+            release.set()
+            results = [f.result(timeout=30) for f in (first, second, third)]
+        assert [len(r[0]) for r in results] == [1, 1, 0] and not entered[2].is_set()
+        engine = SuggestionEngine(backend, DecodingConfig(temperature=0.0))
+
+        async def together() -> None:
+            await asyncio.gather(*(engine.suggest(state) for state, _ in PAIRS[:4]))
+
+        asyncio.run(together())
+        assert engine.stats()["largest_batch"] == 1
+    finally:
+        backend.close()

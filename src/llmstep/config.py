@@ -82,6 +82,13 @@ class ModelConfig(BaseModel):
         "auto", description="CTranslate2 compute type (int8, int8_float32, int16, float32, ...); auto: int8"
     )
     tensor_parallel_size: int = Field(1, ge=1, description="GPUs to shard the model over, with vllm")
+    ct2_workers: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="ct2: requests decoded at once (ctranslate2's inter_threads), the cores split between them; "
+        "each request is decoded on its own, never merged with others",
+    )
     upstream_url: Annotated[str | None, Cli(metavar="URL")] = Field(
         None, description="base URL of an OpenAI-compatible server (openai backend)"
     )

@@ -127,10 +127,11 @@ class Backend(Protocol):
         ...
 
     def schedules_rows(self, params: GenerationParams) -> bool:
-        """Whether calls with ``params`` may come concurrently, one request each, to share decoding steps.
+        """Whether calls with ``params`` may come concurrently, one request each.
 
-        True: the backend admits and retires rows between steps itself, so the engine must not
-        serialise and merge whole requests for it. False: the engine's batcher merges requests.
+        True: the backend runs concurrent calls well itself (hf's loop admits and retires rows between
+        steps; ct2 decodes on parallel workers), so the engine must not serialise and merge whole requests
+        for it. False: the engine's batcher merges requests into one call.
         """
         ...
 

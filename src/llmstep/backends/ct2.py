@@ -1,8 +1,19 @@
 """The CTranslate2 backend: a converted model, int8 by default, the fast path on CPU.
 
 ``llmstep convert ct2 MODEL_DIR OUT_DIR`` writes the model directory this
-backend loads (weights, ctranslate2's config and the tokenizer). One
-``generate_batch`` call decodes every prompt of a batch. Sampling and greedy
+backend loads (weights, ctranslate2's config and the tokenizer).
+
+Each request is one ``generate_batch`` call of its own, and ``--ct2-workers``
+calls run at once (ctranslate2's ``inter_threads``, the cores split between
+them); the engine merges nothing in front. Merging requests would cost more
+than it saves: ctranslate2 forwards a batch's prompts at once only up to the
+shortest one, and steps the rest through the decoding loop token by token
+(its documented behaviour, OpenNMT/CTranslate2#1480), so eight prompts of
+unequal length took longer together than in turn. Measured on 2 cores
+(benchmarks/README.md), two workers of one thread each also beat one worker of
+two threads, at one client as at eight. A call waiting for a worker checks
+``should_stop`` before it starts, so a request whose client left never
+generates. Sampling and greedy
 decoding give every sample a batch example of its own, so that ctranslate2's
 per-token ``callback`` can end each row on its own: at a stop string inside a
 longer token, when the loop guard sees it repeating itself (the row is then
@@ -170,14 +181,16 @@ class CT2Backend(TokenizerTools):
         self.compute_type = resolve_compute_type(
             config.compute_type, device, set(ctranslate2.get_supported_compute_types(device))
         )
+        cores = decoding_threads()
+        #: Calls decoded at once; more wait for a worker here, where ``should_stop`` can still drop them.
+        self.workers = min(config.ct2_workers, cores) if device == "cpu" else config.ct2_workers
         try:
-            # One batch at a time (the batcher merges requests), on every core this process may use.
             self.generator = ctranslate2.Generator(
                 str(path),
                 device=device,
                 compute_type=self.compute_type,
-                inter_threads=1,
-                intra_threads=decoding_threads() if device == "cpu" else 0,
+                inter_threads=self.workers,
+                intra_threads=max(1, cores // self.workers) if device == "cpu" else 0,
             )
             self.tokenizer = AutoTokenizer.from_pretrained(path)
         except (RuntimeError, ValueError, OSError) as exc:
@@ -186,7 +199,7 @@ class CT2Backend(TokenizerTools):
                 "(re-run `llmstep convert ct2` with this ctranslate2 version)"
             ) from exc
         self._ct2 = ctranslate2
-        self._lock = threading.Lock()
+        self._free_workers = threading.BoundedSemaphore(self.workers)
         #: Longest prompt + continuation, from the conversion record; None when unknown.
         self.context_window: int | None = _context_window(path)
         self._vocabulary = _vocabulary(path)
@@ -201,10 +214,12 @@ class CT2Backend(TokenizerTools):
     def generate(
         self, prompts: Sequence[Prompt], params: GenerationParams, should_stop: ShouldStop = never
     ) -> list[list[Candidate]]:
-        """One ``generate_batch`` for all prompts; see :class:`~llmstep.backends.base.Backend`."""
+        """One ``generate_batch`` for all prompts, once a worker is free; see the Backend protocol."""
         prompt_ids = self.prompt_ids(prompts)
         stop_ids = self._stop_token_ids(params.stop)
-        with self._lock:
+        with self._free_workers:
+            if should_stop():  # nobody waits any more: never start
+                return [[] for _ in prompts]
             if params.seed is not None:
                 self._ct2.set_random_seed(params.seed)
                 if params.decoding == "sample" and params.temperature > 0 and not self._warned_seed:
@@ -298,8 +313,8 @@ class CT2Backend(TokenizerTools):
         return [[next(per_token) for _ in seqs] for seqs in hypotheses]
 
     def schedules_rows(self, params: GenerationParams) -> bool:
-        """The engine's batcher merges requests into one ``generate_batch``; see the Backend protocol."""
-        return False
+        """True: each request is a call of its own, on ctranslate2's workers; see the module's docstring."""
+        return True
 
     def close(self) -> None:
         """Unload the model from memory (and from the GPU)."""

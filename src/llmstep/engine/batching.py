@@ -8,12 +8,12 @@ lone job waits at most the window. A seeded request is batched only with its
 own prompts: a backend seeds once per call, so its samples would otherwise
 depend on whoever shared the batch.
 
-A backend that schedules rows itself (``Backend.schedules_rows``: hf sampling)
+A backend that runs concurrent calls itself (``Backend.schedules_rows``: hf
+sampling shares decoding steps between them, ct2 decodes on parallel workers)
 gets each request as it comes instead, one call per request on a thread of its
-own, and shares decoding steps between them: merging whole requests here would
-only make each wait for the slowest. An :class:`~llmstep.backends.base.AsyncBackend`
-(the openai upstream) is awaited on the caller's event loop, one call per
-request, with no thread at all.
+own: merging whole requests here would only make each wait for the slowest. An
+:class:`~llmstep.backends.base.AsyncBackend` (the openai upstream, vLLM) is
+awaited on the caller's event loop, one call per request, with no thread at all.
 
 Callers await their jobs on the event loop; the worker never blocks it. A
 caller that stops waiting (its client left, its deadline passed) cancels its
