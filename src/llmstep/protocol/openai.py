@@ -27,7 +27,9 @@ class CompletionRequest(BaseModel):
     n: int = Field(1, ge=1, le=MAX_NUM_SAMPLES)
     max_tokens: int = Field(16, ge=1, le=MAX_NEW_TOKENS)
     temperature: float = Field(1.0, ge=0.0, le=2.0)
-    stop: str | list[str] | None = Field(None, description="Up to 4 strings that end a completion.")
+    stop: str | list[str] | None = Field(
+        None, description="Strings that end a completion: any number (OpenAI's own API takes up to 4)."
+    )
     logprobs: int | None = Field(None, ge=0, le=5, description="Return per-token log-probabilities.")
     seed: int | None = None
     stream: bool = Field(False, description="Only false is supported.")
