@@ -145,11 +145,6 @@ class _EngineLoop:
         self.loop.close()
 
 
-async def _build_engine(engine_class: Any, engine_args: Any) -> Any:
-    """The async engine, built on the loop it will serve."""
-    return engine_class.from_engine_args(engine_args)
-
-
 class VLLMBackend(TokenizerTools):
     """A ``vllm.AsyncLLMEngine`` with its tokenizer, on an event loop of its own."""
 
@@ -165,39 +160,41 @@ class VLLMBackend(TokenizerTools):
                 "on CPU use --backend ct2 or hf)"
             ) from exc
         engine_args = vllm.AsyncEngineArgs(**engine_kwargs(config))
-        loop = _EngineLoop()
-        try:
-            engine = loop.run(_build_engine(vllm.AsyncLLMEngine, engine_args))
-        except Exception as exc:  # vLLM raises ValueError, OSError, RuntimeError, CUDA errors...: one seam
-            loop.close()
-            raise ModelUnavailable(f"vLLM cannot load {config.model!r}: {first_line(exc)}") from exc
-        self._setup(loop, engine, config.model, vllm.SamplingParams, RequestOutputKind)
+        self._start(
+            lambda: vllm.AsyncLLMEngine.from_engine_args(engine_args),
+            config.model,
+            vllm.SamplingParams,
+            RequestOutputKind,
+        )
 
     @classmethod
     def from_engine(
-        cls,
-        build: Callable[[], Any],
-        model_id: str,
-        sampling_params: Callable[..., Any],
-        output_kind: Any,
+        cls, build: Callable[[], Any], model_id: str, sampling_params: Callable[..., Any], output_kind: Any
     ) -> VLLMBackend:
-        """Wrap an engine that ``build()`` makes (on the engine loop); ``sampling_params`` builds its requests.
+        """Wrap the engine ``build()`` makes; ``sampling_params`` builds its requests, ``output_kind`` names
+        its streaming modes.
 
         In production these are ``vllm.AsyncLLMEngine.from_engine_args``, ``vllm.SamplingParams`` and
         ``vllm.sampling_params.RequestOutputKind``; tests pass stand-ins for all three.
         """
+        backend = cls.__new__(cls)
+        backend._start(build, model_id, sampling_params, output_kind)
+        return backend
+
+    def _start(
+        self, build: Callable[[], Any], model_id: str, sampling_params: Callable[..., Any], output_kind: Any
+    ) -> None:
+        """Build the engine on a loop of its own, the loop it will serve, and ask it for its tokenizer."""
 
         async def built() -> Any:
             return build()
 
         loop = _EngineLoop()
-        backend = cls.__new__(cls)
-        backend._setup(loop, loop.run(built()), model_id, sampling_params, output_kind)
-        return backend
-
-    def _setup(
-        self, loop: _EngineLoop, engine: Any, model_id: str, sampling_params: Callable[..., Any], output_kind: Any
-    ) -> None:
+        try:
+            engine = loop.run(built())
+        except Exception as exc:  # vLLM raises ValueError, OSError, RuntimeError, CUDA errors...: one seam
+            loop.close()
+            raise ModelUnavailable(f"vLLM cannot load {model_id!r}: {first_line(exc)}") from exc
         self._loop = loop
         self.engine = engine
         self.model_id = model_id
