@@ -1,6 +1,6 @@
 """Requests per second with 1, 2, 4, 8 and 32 concurrent clients: ``llmstep serve`` (hf, ct2) and the baseline.
 
-    python benchmarks/throughput.py [--rounds 2] [--repeats 3] [--backends hf,ct2]
+    python benchmarks/throughput.py [--rounds 2] [--repeats 3] [--backends hf,ct2] [--model small|realistic]
 
 Every server runs as its own process on the same model, with its defaults (10 samples at T=0.5, the
 cache on): ours on the transformers backend and on CTranslate2 int8, the baseline generating and
@@ -12,6 +12,11 @@ Our servers visit every level ``--repeats`` times, in a rotated order each time 
 2, 4, 8, 32, 1, ...), so that drifts of the machine fall on every level alike; a level's figure is
 the median of its repeats. Ratios: against the baseline at the same number of clients, and against
 our own 1-client median. Writes results/throughput.json.
+
+``--model realistic`` serves the fine-tuned SmolLM2-135M that ``realistic.py`` makes (its
+``finetuned`` and ``ct2-int8`` folders, which must exist) and writes results/throughput-realistic.json.
+There the baseline is measured at one client only: it serves one request at a time whatever the
+clients (the small model's table shows it), and each of its requests takes seconds.
 """
 
 from __future__ import annotations
@@ -19,13 +24,16 @@ from __future__ import annotations
 import argparse
 import queue
 import statistics
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from common import (
+    CACHE,
     baseline_serve,
     bench_model,
     ct2_model,
@@ -85,12 +93,22 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="passes over the cases (each twice) for our servers")
     parser.add_argument("--repeats", type=int, default=3, help="visits of every level, rotated, for our servers")
     parser.add_argument("--backends", default="hf,ct2", help="our backends to measure, comma-separated")
+    parser.add_argument("--model", choices=("small", "realistic"), default="small", help="which model to serve")
     args = parser.parse_args()
     cases = runtime_cases()
-    model_dir = bench_model()
+    if args.model == "realistic":
+        model_dir = CACHE / "realistic" / "finetuned"
+        converted: Path | None = CACHE / "realistic" / "ct2-int8"
+        if not (model_dir / "config.json").is_file() or not (converted / "model.bin").is_file():
+            sys.exit("benchmark skipped: run benchmarks/realistic.py first (it makes the fine-tuned model)")
+        baseline_levels: tuple[int, ...] = (1,)
+    else:
+        model_dir = bench_model()
+        converted = ct2_model(model_dir)
+        baseline_levels = CONCURRENCY
     servers = {"baseline": baseline_serve(model_dir)}
     for backend in args.backends.split(","):
-        model = model_dir if backend == "hf" else ct2_model(model_dir)
+        model = model_dir if backend == "hf" else converted
         if model is None:
             print(f"skipping {backend}: ctranslate2 is not installed")
             continue
@@ -99,15 +117,16 @@ def main() -> None:
     for name, command in servers.items():
         # The baseline serves one request at a time, whatever the clients: one visit of one round shows it.
         rounds, repeats = (1, 1) if name == "baseline" else (args.rounds, args.repeats)
+        levels = baseline_levels if name == "baseline" else CONCURRENCY
         with server_process(command) as (url, _):
             warm_up = [{"tactic_state": c["tactic_state"] + "\t", "prefix": c["prefix"]} for c in cases[:4]]
             measure(url, warm_up, 1)
-            visits: dict[int, list[dict[str, float]]] = {c: [] for c in CONCURRENCY}
+            visits: dict[int, list[dict[str, float]]] = {c: [] for c in levels}
             for repeat in range(repeats):
-                for k in range(len(CONCURRENCY)):
-                    level = (k + repeat) % len(CONCURRENCY)
-                    visit = repeat * len(CONCURRENCY) + level
-                    visits[CONCURRENCY[level]].append(measure(url, workload(cases, rounds, visit), CONCURRENCY[level]))
+                for k in range(len(levels)):
+                    level = (k + repeat) % len(levels)
+                    visit = repeat * len(levels) + level
+                    visits[levels[level]].append(measure(url, workload(cases, rounds, visit), levels[level]))
             results[name] = {
                 str(c): {
                     "rps": statistics.median(v["rps"] for v in cells),
@@ -122,7 +141,8 @@ def main() -> None:
     ours = [name for name in results if name != "baseline"]
     print(f"{'clients':>8} {'baseline':>9}" + "".join(f" {n + ' rps':>9} {'÷base':>6} {'÷1 client':>9}" for n in ours))
     for c in CONCURRENCY:
-        b = results["baseline"][str(c)]
+        # A baseline measured at one client only stands for every level (it serves one request at a time).
+        b = results["baseline"].get(str(c), results["baseline"]["1"])
         line = f"{c:8} {b['rps']:9.2f}"
         for name in ours:
             o = results[name][str(c)]
@@ -138,13 +158,14 @@ def main() -> None:
     failures = sum(cell["failed"] for per in results.values() for cell in per.values())
     print(f"failures: {failures}")
     write_results(
-        "throughput",
+        "throughput" if args.model == "small" else "throughput-realistic",
         {
             "what": "requests per second (median of the visits), clients posting a fixed salted workload back to "
             "back; server defaults",
             "model": model_dir.name,
             "parameters": parameter_count(model_dir),
             "machine": machine(),
+            "baseline_levels": list(baseline_levels),
             "results": results,
         },
     )
