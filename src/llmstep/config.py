@@ -199,26 +199,17 @@ class ServeConfig(BaseModel):
     @model_validator(mode="after")
     def _defaults_within_limits(self) -> ServeConfig:
         """The server's own defaults must be requests it would accept; ``fields`` lets an error name both flags."""
-        if self.decoding.num_samples > self.engine.max_num_samples:
-            raise PydanticCustomError(
-                "over_limit",
-                "num_samples {value} is over the limit {limit}",
-                {
-                    "value": self.decoding.num_samples,
-                    "limit": self.engine.max_num_samples,
-                    "fields": ("decoding.num_samples", "engine.max_num_samples"),
-                },
-            )
-        if self.decoding.max_new_tokens > self.engine.max_new_tokens:
-            raise PydanticCustomError(
-                "over_limit",
-                "max_new_tokens {value} is over the limit {limit}",
-                {
-                    "value": self.decoding.max_new_tokens,
-                    "limit": self.engine.max_new_tokens,
-                    "fields": ("decoding.max_new_tokens", "engine.max_new_tokens"),
-                },
-            )
+        checks = (
+            ("num_samples", self.decoding.num_samples, "max_num_samples", self.engine.max_num_samples),
+            ("max_new_tokens", self.decoding.max_new_tokens, "max_new_tokens", self.engine.max_new_tokens),
+        )
+        for name, value, limit_name, limit in checks:
+            if value > limit:
+                raise PydanticCustomError(
+                    "over_limit",
+                    f"{name} {{value}} is over the limit {{limit}}",
+                    {"value": value, "limit": limit, "fields": (f"decoding.{name}", f"engine.{limit_name}")},
+                )
         return self
 
     @model_validator(mode="after")
