@@ -22,8 +22,8 @@ __all__ = [
     "LOOP_REPEATS",
     "TokenizerTools",
     "cut_candidate",
+    "ends_in_text_stop",
     "repeats_itself",
-    "stop_tail",
 ]
 
 #: The loop guard: a row whose tail is one block of at most LOOP_MAX_PERIOD tokens repeated
@@ -49,13 +49,16 @@ def repeats_itself(tokens: Sequence[int]) -> bool:
     return False
 
 
-def stop_tail(text_stops: Sequence[str]) -> int:
-    """Tokens at the end of a row to decode to see whether its newest token completed one of ``text_stops``.
+def ends_in_text_stop(ids: Sequence[int], text_stops: Sequence[str], decode: Callable[[Sequence[int]], str]) -> bool:
+    """Whether the newest token of a row ``ids`` completed one of ``text_stops``, decoding only the row's tail.
 
     A stop string of c characters spans at most 4c byte-level tokens (UTF-8), so a stop that the newest
     token completes lies within the last 4c + 1 tokens.
     """
-    return 4 * max((len(s) for s in text_stops), default=0) + 1
+    if not text_stops:
+        return False
+    tail = 4 * max(len(s) for s in text_stops) + 1
+    return cut_at_first_stop(decode(ids[-tail:]), text_stops)[1]
 
 
 class TokenizerTools:

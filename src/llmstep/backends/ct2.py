@@ -46,12 +46,12 @@ from pathlib import Path
 from typing import Any
 
 from llmstep.backends.base import Candidate, GenerationParams, ShouldStop, never
-from llmstep.backends.candidates import TokenizerTools, cut_candidate, repeats_itself, stop_tail
+from llmstep.backends.candidates import TokenizerTools, cut_candidate, ends_in_text_stop, repeats_itself
 from llmstep.backends.threads import decoding_threads
 from llmstep.config import ModelConfig
 from llmstep.convert.ct2 import PROVENANCE_FILE, import_ctranslate2, is_ct2_model_dir
 from llmstep.errors import ConfigError, ModelUnavailable, first_line
-from llmstep.protocol.prompt import Prompt, cut_at_first_stop
+from llmstep.protocol.prompt import Prompt
 
 __all__ = ["CT2Backend", "resolve_compute_type"]
 
@@ -96,7 +96,6 @@ class _Rows:
     ) -> None:
         self.should_stop = should_stop
         self.text_stops = text_stops
-        self.tail = stop_tail(text_stops)
         self.loop_guard = loop_guard
         self.decode = decode
         self._tokens: dict[int, list[int]] = {}
@@ -110,7 +109,7 @@ class _Rows:
         self._logprobs.setdefault(step.batch_id, []).append(step.log_prob)
         if self.should_stop():
             return True
-        if self.text_stops and cut_at_first_stop(self.decode(ids[-self.tail :]), self.text_stops)[1]:
+        if ends_in_text_stop(ids, self.text_stops, self.decode):
             return True
         if self.loop_guard and repeats_itself(ids):
             self.looped.add(step.batch_id)

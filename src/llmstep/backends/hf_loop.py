@@ -32,9 +32,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from llmstep.backends.base import GenerationParams, ShouldStop
-from llmstep.backends.candidates import repeats_itself, stop_tail
+from llmstep.backends.candidates import ends_in_text_stop, repeats_itself
 from llmstep.errors import ModelUnavailable
-from llmstep.protocol.prompt import cut_at_first_stop
 
 __all__ = ["DecodingLoop", "LoopStats", "Row"]
 
@@ -68,17 +67,12 @@ class Row:
         self.tokens.append(token)
         self.logprobs.append(logprob)
         req = self.request
-        if token in req.stop_ids or (req.text_stops and _ends_in_stop(self.tokens, req, decode)):
+        if token in req.stop_ids or ends_in_text_stop(self.tokens, req.text_stops, decode):
             self.finish = "stop"
         elif req.params.loop_guard and repeats_itself(self.tokens):
             self.finish = "loop"
         elif len(self.tokens) >= req.params.max_new_tokens:
             self.finish = "length"
-
-
-def _ends_in_stop(tokens: list[int], req: LoopRequest, decode: Callable[[Sequence[int]], str]) -> bool:
-    """Whether the text now holds one of the request's text stops; decodes the tail only (``stop_tail``)."""
-    return cut_at_first_stop(decode(tokens[-req.stop_tail :]), req.text_stops)[1]
 
 
 @dataclass(eq=False)
@@ -107,7 +101,6 @@ class LoopRequest:
         sampling = self.params.temperature > 0.0
         self.samples = self.params.num_samples if sampling else 1
         self.rows = [Row(self, i) for i in range(len(self.prompts) * self.samples)]
-        self.stop_tail = stop_tail(self.text_stops)
 
     @property
     def span(self) -> int:

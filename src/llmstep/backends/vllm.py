@@ -46,10 +46,10 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from llmstep.backends.base import Candidate, GenerationParams, ShouldStop, never
-from llmstep.backends.candidates import TokenizerTools, cut_candidate, repeats_itself, stop_tail
+from llmstep.backends.candidates import TokenizerTools, cut_candidate, ends_in_text_stop, repeats_itself
 from llmstep.config import ModelConfig
 from llmstep.errors import ConfigError, ModelUnavailable, first_line
-from llmstep.protocol.prompt import Prompt, cut_at_first_stop
+from llmstep.protocol.prompt import Prompt
 from llmstep.protocol.wire import MAX_NUM_SAMPLES
 
 __all__ = ["VLLMBackend", "engine_kwargs"]
@@ -272,12 +272,9 @@ class VLLMBackend(TokenizerTools):
         """Beam search of ``num_samples`` beams, one engine request per live beam and step."""
         width = params.num_samples
         text_stops = self._text_stops(params.stop)
-        tail = stop_tail(text_stops)
 
         def ended(beam: _Beam) -> bool:
-            if beam.ids[-1] in stop_ids:
-                return True
-            return bool(text_stops) and cut_at_first_stop(self._decode(beam.ids[-tail:]), text_stops)[1]
+            return beam.ids[-1] in stop_ids or ends_in_text_stop(beam.ids, text_stops, self._decode)
 
         live, done = [_Beam()], []
         for _ in range(params.max_new_tokens):
